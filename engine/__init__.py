@@ -1,0 +1,1 @@
+"""Shuangti's generic workflow engine. Knows nothing of Ganzi and nothing of Flask."""

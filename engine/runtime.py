@@ -1,0 +1,339 @@
+"""The one door through which every state change passes (运行时).
+
+``Runtime.start`` and ``Runtime.fire`` do, inside the caller's transaction:
+lock the instance (``FOR UPDATE`` on PostgreSQL, ``version_id`` everywhere), check
+scope and role (deny by default), check guards (every failed reason), move through the
+compiled machine, close and open tasks, stop and start clocks, append the chained audit
+event and queue notifications. Refusals are raised before anything is written; if a
+later step fails the caller's transaction rolls back, so nothing of it remains.
+
+The caller owns the transaction: ``with session.begin(): runtime.fire(...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from engine import audit, forms, tasks
+from engine.deadlines import WorkCalendar
+from engine.definitions import SYSTEM, Field, GuardContext, State, Transition, Workflow
+from engine.errors import Conflict, Forbidden, GuardFailed, InvalidForm, NotFound, NotPossible
+from engine.machine import Compiled, Registry
+from engine.scope import Actor, Membership
+from engine.store.db import is_postgres
+from engine.store.models import AuditEvent, Instance, OrgUnit, Task
+
+ACTIVE, SUSPENDED, COMPLETED = "active", "suspended", "completed"
+
+
+@dataclass(frozen=True)
+class FireResult:
+    """What a fire did. ``advanced`` is False when a countersign party signed but others remain."""
+
+    instance_id: int
+    trigger: str
+    from_state: str
+    to_state: str
+    version: int
+    event_id: int
+    advanced: bool = True
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Action:
+    """Something the actor could do now, or could not, with every reason why not."""
+
+    trigger: str
+    label: str
+    allowed: bool
+    reasons: tuple[str, ...] = ()
+    needs_comment: bool = False
+    fields: tuple[Field, ...] = ()
+    dests: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Authority:
+    """The task and the membership by which an actor fires (None/None for the SYSTEM)."""
+
+    task: Task | None
+    membership: Membership | None
+
+    def audit_fields(self, actor: Actor) -> dict[str, Any]:
+        m = self.membership
+        return {
+            "actor_id": actor.user_id,
+            "role": m.role if m else (SYSTEM if actor.is_system else None),
+            "org_unit_id": m.org_unit_id if m else None,
+            "on_behalf_of_id": m.principal_id if m else None,
+            "on_behalf_of_name": m.principal_name if m else None,
+        }
+
+
+@dataclass
+class Runtime:
+    """The engine's service object: a registry of definitions and how to read the calendar."""
+
+    registry: Registry
+    calendar_loader: Any = field(default=WorkCalendar.load)
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def instance(self, session: Session, instance_id: int, actor: Actor, *, lock: bool = False) -> Instance:
+        """The instance, if it exists and lies in ``actor``'s scope; otherwise NotFound."""
+        query = select(Instance).where(Instance.id == instance_id).execution_options(populate_existing=True)
+        if lock and is_postgres(session):
+            query = query.with_for_update()
+        inst = session.scalars(query).one_or_none()
+        if inst is None or not actor.sees(inst.org_path):
+            raise NotFound(f"instance {instance_id} not found")
+        return inst
+
+    def definition(self, inst: Instance) -> Compiled:
+        return self.registry.get(inst.workflow_key, inst.workflow_version)
+
+    def available_actions(self, session: Session, instance_id: int, actor: Actor, now: datetime) -> list[Action]:
+        """Every trigger from the current state, with whether ``actor`` may fire it now and why not."""
+        inst = self.instance(session, instance_id, actor)
+        compiled = self.definition(inst)
+        wf = compiled.workflow
+        ctx = GuardContext(data=inst.data, form={}, now=now)
+        actions = []
+        for trigger in dict.fromkeys(t.trigger for t in wf.transitions_from(inst.state)):
+            branches = wf.transitions_from(inst.state, trigger)
+            reasons: list[str] = []
+            try:
+                self._check_live(inst)
+                self._authorise(session, inst, wf.state(inst.state), branches[0], actor)
+            except (Forbidden, NotPossible) as refusal:
+                reasons.append(refusal.message)
+            if not reasons and not any(b.fields for b in branches):
+                reasons += self._guard_reasons(compiled, inst.state, branches, ctx)
+            actions.append(Action(
+                trigger=trigger, label=wf.label_of(trigger), allowed=not reasons, reasons=tuple(reasons),
+                needs_comment=any(b.needs_comment for b in branches),
+                fields=tuple({f.name: f for b in branches for f in b.fields}.values()),
+                dests=tuple(dict.fromkeys(b.dest for b in branches)),
+            ))
+        return actions
+
+    def checklist(self, inst: Instance, now: datetime) -> list[tuple[str, str, list[str]]]:
+        """The current step's checklist: (name, label, failed reasons) per guard."""
+        state = self.definition(inst).workflow.state(inst.state)
+        ctx = GuardContext(data=inst.data, form={}, now=now)
+        return [(g.name, g.label, g.reasons(ctx)) for g in state.checklist]
+
+    # ---- starting ----------------------------------------------------------------------------
+
+    def start(self, session: Session, key: str, actor: Actor, *, org_unit_id: int, form: Mapping[str, Any],
+              now: datetime, idempotency_key: str | None = None, parent_id: int | None = None,
+              version: int | None = None) -> Instance:
+        """Start the latest (or given) version of ``key`` at an org unit, from a start form."""
+        if idempotency_key is not None:
+            existing = session.scalars(select(Instance).where(Instance.idempotency_key == idempotency_key)).first()
+            if existing is not None:
+                if existing.workflow_key != key or not actor.sees(existing.org_path):
+                    raise Conflict(f"idempotency key '{idempotency_key}' was used for another request")
+                return existing
+        compiled = self.registry.get(key, version)
+        wf = compiled.workflow
+        unit = session.get(OrgUnit, org_unit_id)
+        if unit is None or not actor.sees(unit.path):
+            raise NotFound(f"org unit {org_unit_id} not found")
+        membership = None
+        if not actor.is_system:
+            membership = actor.holding(wf.start_role, unit.path) if wf.start_role else None
+            if membership is None:
+                raise Forbidden(f"starting '{wf.title}' needs role '{wf.start_role}' at '{unit.name}'")
+        values = forms.parse(wf.start_fields, form)
+        title = str(values.get(wf.title_field, "")) if wf.title_field else ""
+        inst = Instance(
+            workflow_key=wf.key, workflow_version=wf.version, state=wf.initial, status=ACTIVE,
+            title=(title or wf.title)[:255], org_unit_id=unit.id, org_path=unit.path, org_unit=unit,
+            data=values, parent_id=parent_id, started_by_id=actor.user_id, idempotency_key=idempotency_key,
+            created_at=now, updated_at=now,
+        )
+        session.add(inst)
+        session.flush()
+        self._enter(session, inst, wf.state(wf.initial), now)
+        audit.append(
+            session, audit.instance_stream(inst.id), at=now, action="start", actor_name=actor.name,
+            instance_id=inst.id, to_state=wf.initial, detail={"workflow": f"{wf.key}@v{wf.version}", "form": values},
+            **Authority(None, membership).audit_fields(actor),
+        )
+        return inst
+
+    # ---- firing --------------------------------------------------------------------------------
+
+    def fire(self, session: Session, instance_id: int, trigger: str, actor: Actor, *, now: datetime,
+             comment: str | None = None, form: Mapping[str, Any] | None = None,
+             expected_version: int | None = None, idempotency_key: str | None = None,
+             attachments: Sequence[Mapping[str, Any]] = ()) -> FireResult:
+        """Fire ``trigger`` on an instance as ``actor``; see the module docstring for the contract."""
+        if idempotency_key is not None:
+            replay = self._replay(session, idempotency_key, instance_id, trigger)
+            if replay is not None:
+                return replay
+        inst = self.instance(session, instance_id, actor, lock=True)
+        if expected_version is not None and inst.version_id != expected_version:
+            raise Conflict(
+                f"instance {inst.id} is at version {inst.version_id}, not {expected_version}: reload and retry",
+                current_version=inst.version_id,
+            )
+        self._check_live(inst)
+        compiled = self.definition(inst)
+        wf = compiled.workflow
+        branches = wf.transitions_from(inst.state, trigger)
+        if not branches:
+            raise NotPossible(f"'{wf.label_of(trigger)}' is not possible at '{wf.state(inst.state).label}'")
+        state = wf.state(inst.state)
+        authority = self._authorise(session, inst, state, branches[0], actor)
+        values = forms.parse({f.name: f for b in branches for f in b.fields}.values(), form)
+        if any(b.needs_comment for b in branches) and not (comment or "").strip():
+            raise InvalidForm({"comment": "须填写理由 (a reason is required)"})
+        ctx = GuardContext(data={**inst.data, **values}, form=values, now=now)
+        reasons = self._guard_reasons(compiled, inst.state, branches, ctx)
+        if reasons:
+            raise GuardFailed(reasons)
+        branch = compiled.branch(inst.state, trigger, ctx)
+        diff = {k: [inst.data.get(k), v] for k, v in values.items() if inst.data.get(k) != v}
+        detail = {"form_diff": diff, "attachments": [dict(a) for a in attachments]}
+        if authority.task is not None:
+            detail["task_id"] = authority.task.id
+
+        from_state = inst.state
+        signing = state.countersign is not None and trigger == state.countersign.on
+        if signing and self._others_must_sign(session, inst, state, authority.task):
+            authority.task.status, authority.task.outcome = "done", trigger
+            authority.task.closed_at, authority.task.closed_by_id = now, actor.user_id
+            authority.task.comment = comment
+            to_state, advanced = from_state, False
+        else:
+            to_state = compiled.move(from_state, trigger, ctx)
+            if branch.back_to_returner and inst.returned_from:
+                to_state = inst.returned_from
+            self._leave(session, inst, authority, trigger, comment, now, actor)
+            inst.returned_from = from_state if branch.needs_comment and self._goes_back(wf, from_state, to_state) else None
+            inst.previous_state, inst.previous_actor_id = from_state, actor.user_id
+            inst.state = to_state
+            self._enter(session, inst, wf.state(to_state), now)
+            advanced = True
+        if diff:
+            inst.data = {**inst.data, **values}
+        inst.updated_at = now
+        try:
+            session.flush()
+        except StaleDataError:
+            raise Conflict(f"instance {inst.id} was changed by someone else: reload and retry") from None
+        event = audit.append(
+            session, audit.instance_stream(inst.id), at=now, action="sign" if not advanced else "transition",
+            actor_name=actor.name, instance_id=inst.id, trigger=trigger, from_state=from_state, to_state=to_state,
+            comment=comment, detail=detail, idempotency_key=idempotency_key, **authority.audit_fields(actor),
+        )
+        return FireResult(inst.id, trigger, from_state, to_state, inst.version_id, event.id, advanced)
+
+    # ---- the parts of a fire ----------------------------------------------------------------------
+
+    def _replay(self, session: Session, key: str, instance_id: int, trigger: str) -> FireResult | None:
+        event = session.scalars(select(AuditEvent).where(AuditEvent.idempotency_key == key)).first()
+        if event is None:
+            return None
+        if event.instance_id != instance_id or event.trigger != trigger:
+            raise Conflict(f"idempotency key '{key}' was used for another request")
+        inst = session.get(Instance, instance_id)
+        return FireResult(instance_id, trigger, event.from_state, event.to_state, inst.version_id, event.id,
+                          advanced=event.action != "sign", replayed=True)
+
+    @staticmethod
+    def _check_live(inst: Instance) -> None:
+        if inst.status == SUSPENDED:
+            raise NotPossible(f"instance {inst.id} is suspended (已挂起): resume it first")
+        if inst.status != ACTIVE:
+            raise NotPossible(f"instance {inst.id} has ended ({inst.status})")
+
+    def _authorise(self, session: Session, inst: Instance, state: State, branch: Transition, actor: Actor) -> Authority:
+        """Deny by default: SYSTEM fires only SYSTEM transitions; a person needs an open task of the step's role."""
+        if branch.by == SYSTEM or actor.is_system:
+            if branch.by == SYSTEM and actor.is_system:
+                return Authority(None, None)
+            raise Forbidden("only the system may do this" if branch.by == SYSTEM else "the system may not do this")
+        role = branch.by or state.actor
+        if role is None or self.registry.roles[role].read_only:
+            raise Forbidden(f"no one may do this at '{state.label}'")
+        if branch.by is not None:
+            membership = actor.holding(role, inst.org_path)
+            if membership is None:
+                raise Forbidden(f"this needs role '{self.registry.roles[role].label}' over this instance")
+            return Authority(None, membership)
+        taken_by_other = None
+        for task in session.scalars(
+            select(Task).where(Task.instance_id == inst.id, Task.status == tasks.OPEN, Task.state == inst.state,
+                               Task.role == role).order_by(Task.id)
+        ):
+            membership = actor.holding(role, task.org_path)
+            if membership is None:
+                continue
+            owner = membership.principal_id or actor.user_id
+            if task.assignee_id is not None and task.assignee_id not in (owner, actor.user_id):
+                taken_by_other = task
+                continue
+            return Authority(task, membership)
+        if taken_by_other is not None:
+            raise Forbidden(f"this task is claimed by {taken_by_other.assignee.display_name} (已被他人签收)")
+        raise Forbidden(f"you hold no open task as '{self.registry.roles[role].label}' at '{state.label}'")
+
+    @staticmethod
+    def _guard_reasons(compiled: Compiled, state_name: str, branches: list[Transition], ctx: GuardContext) -> list[str]:
+        reasons: list[str] = []
+        if any(b.checked for b in branches):
+            for g in compiled.workflow.state(state_name).checklist:
+                reasons += [f"{g.label}: {r}" for r in g.reasons(ctx)]
+        if not reasons and compiled.branch(state_name, branches[0].trigger, ctx) is None:
+            for b in branches:
+                reasons += [f"{b.guard.label}: {r}" for r in b.guard.reasons(ctx)]
+        return reasons
+
+    @staticmethod
+    def _others_must_sign(session: Session, inst: Instance, state: State, task: Task | None) -> bool:
+        if state.countersign.mode == "any":
+            return False
+        others = session.scalars(
+            select(Task.id).where(Task.instance_id == inst.id, Task.status == tasks.OPEN, Task.state == inst.state,
+                                  Task.kind == "step", Task.id != (task.id if task else -1))
+        ).first()
+        return others is not None
+
+    @staticmethod
+    def _goes_back(wf: Workflow, from_state: str, to_state: str) -> bool:
+        names = [s.name for s in wf.states]
+        return names.index(to_state) < names.index(from_state)
+
+    def _leave(self, session: Session, inst: Instance, authority: Authority, trigger: str, comment: str | None,
+               now: datetime, actor: Actor) -> None:
+        if authority.task is not None:
+            authority.task.comment = comment
+        tasks.close_open(session, inst, now, done=authority.task, outcome=trigger, closed_by=actor.user_id)
+
+    def _enter(self, session: Session, inst: Instance, state: State, now: datetime) -> None:
+        """Open the step's tasks and clocks; end the instance at a final state."""
+        calendar = None
+        for clock in (state.deadline, state.timer):
+            if clock is not None and clock.working_days and calendar is None:
+                calendar = self.calendar_loader(session)
+        due = None
+        if state.deadline is not None:
+            due = tasks.start_clock(session, inst, state.name, state.deadline, now, calendar, kind="breach")
+        if state.timer is not None:
+            tasks.start_clock(session, inst, state.name, state.timer, now, calendar, kind="timer")
+        for offer in tasks.offers(session, self.registry, inst, state):
+            tasks.open_task(session, inst, state.name, offer, now, due)
+        if state.final:
+            inst.status = COMPLETED

@@ -1,0 +1,134 @@
+"""Who is acting, and where they may see and act (组织权限范围).
+
+A role held at an org unit reaches that unit and every unit below it. A department's
+holders see the whole of the unit the department belongs to (a county department sees
+its county) but act only on tasks offered at their department. Acting officers (代理)
+borrow their principal's memberships for a date range; the audit then says "A on
+behalf of B". Deny by default: no membership, no access.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, false, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from engine.errors import NotFound, NotPossible
+from engine.store.models import OrgUnit, RoleMembership, Substitute, User
+
+DEPARTMENT = "department"
+
+
+@dataclass(frozen=True)
+class Membership:
+    """One role at one unit, as held by the actor (or borrowed from ``principal``)."""
+
+    role: str
+    org_unit_id: int
+    org_path: str
+    scope_path: str
+    principal_id: int | None = None
+    principal_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The person (or the SYSTEM) on whose authority the engine acts."""
+
+    user_id: int | None
+    name: str
+    memberships: tuple[Membership, ...] = field(default=())
+    is_system: bool = False
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(user_id=None, name="SYSTEM", is_system=True)
+
+    def sees(self, org_path: str) -> bool:
+        return self.is_system or any(org_path.startswith(m.scope_path) for m in self.memberships)
+
+    def holding(self, role: str, task_path: str) -> Membership | None:
+        """The membership by which this actor may work a task of ``role`` at ``task_path``."""
+        own = [m for m in self.memberships if m.role == role and task_path.startswith(m.org_path)]
+        own.sort(key=lambda m: (m.principal_id is not None, -len(m.org_path)))
+        return own[0] if own else None
+
+    def scope_filter(self, column) -> ColumnElement[bool]:
+        """SQL: ``column`` (an org path) lies within this actor's sight."""
+        if self.is_system:
+            return column.is_not(None)
+        paths = sorted({m.scope_path for m in self.memberships})
+        if not paths:
+            return false()
+        return or_(*(column.startswith(p, autoescape=True) for p in paths))
+
+
+def scope_path(unit: OrgUnit) -> str:
+    """How far a role at ``unit`` sees: a department sees its parent unit's subtree."""
+    if unit.kind == DEPARTMENT and unit.parent is not None:
+        return unit.parent.path
+    return unit.path
+
+
+def _memberships(rows: Iterable[RoleMembership], principal: User | None = None) -> list[Membership]:
+    return [
+        Membership(
+            role=m.role,
+            org_unit_id=m.org_unit_id,
+            org_path=m.org_unit.path,
+            scope_path=scope_path(m.org_unit),
+            principal_id=principal.id if principal else None,
+            principal_name=principal.display_name if principal else None,
+        )
+        for m in rows
+    ]
+
+
+def load_actor(session: Session, user_id: int, now: datetime) -> Actor:
+    """The actor for ``user_id`` at ``now``, with the memberships of those they stand in for."""
+    user = session.get(User, user_id, options=[selectinload(User.memberships).selectinload(RoleMembership.org_unit)])
+    if user is None or not user.active:
+        raise NotFound(f"user {user_id} not found or inactive")
+    memberships = _memberships(user.memberships)
+    standing_in = session.scalars(
+        select(Substitute).where(
+            Substitute.substitute_id == user_id, Substitute.starts_at <= now, Substitute.ends_at > now
+        )
+    ).all()
+    for s in standing_in:
+        principal = session.get(User, s.user_id)
+        if principal is not None and principal.active:
+            memberships += _memberships(principal.memberships, principal)
+    return Actor(user_id=user.id, name=user.display_name, memberships=tuple(memberships))
+
+
+def ancestor_at(session: Session, unit: OrgUnit, kind: str) -> OrgUnit:
+    """The unit itself or its nearest ancestor of ``kind``."""
+    found = session.scalars(
+        select(OrgUnit).where(OrgUnit.id.in_(unit.ids_on_path), OrgUnit.kind == kind)
+    ).all()
+    if not found:
+        raise NotPossible(f"'{unit.name}' has no {kind} above it")
+    return max(found, key=lambda u: len(u.path))
+
+
+def department_under(session: Session, anchor: OrgUnit, dept: str) -> OrgUnit:
+    """The department ``dept`` (e.g. 财政) that belongs to ``anchor`` (e.g. a county)."""
+    unit = session.scalars(
+        select(OrgUnit).where(OrgUnit.parent_id == anchor.id, OrgUnit.kind == DEPARTMENT, OrgUnit.dept == dept)
+    ).first()
+    if unit is None:
+        raise NotPossible(f"'{anchor.name}' has no department '{dept}'")
+    return unit
+
+
+def holders(session: Session, role: str, unit: OrgUnit) -> list[int]:
+    """Users holding ``role`` exactly at ``unit`` (they are the ones notified of its tasks)."""
+    return list(
+        session.scalars(
+            select(RoleMembership.user_id).where(RoleMembership.role == role, RoleMembership.org_unit_id == unit.id)
+        )
+    )

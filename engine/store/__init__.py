@@ -1,0 +1,1 @@
+"""The store: models, database sessions and Alembic migrations."""

@@ -1,0 +1,90 @@
+"""Work items (待办) and clocks opened and closed as an instance enters and leaves a step.
+
+Only the runtime calls these, inside its transaction: a task or a deadline row never
+changes apart from the state change that causes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from engine import notify
+from engine.deadlines import WorkCalendar, due_at
+from engine.definitions import Deadline, State
+from engine.machine import Registry
+from engine.scope import ancestor_at, department_under, holders
+from engine.store.models import DeadlineRow, Instance, OrgUnit, Task
+
+OPEN = "open"
+
+
+@dataclass(frozen=True)
+class Offer:
+    """Where a step's work is offered: a role at a unit, for one countersign party or for all."""
+
+    role: str
+    unit: OrgUnit
+    party: str | None = None
+
+
+def offers(session: Session, registry: Registry, inst: Instance, state: State) -> list[Offer]:
+    """The units whose holders of the step's role receive a task on entering ``state``."""
+    if state.actor is None:
+        return []
+    role = registry.roles[state.actor]
+    anchor = ancestor_at(session, inst.org_unit, role.level)
+    if state.countersign is not None:
+        parties = list(dict.fromkeys(state.countersign.parties(inst.data)))
+        return [Offer(role.code, department_under(session, anchor, p), p) for p in parties]
+    if role.dept is not None:
+        return [Offer(role.code, department_under(session, anchor, role.dept))]
+    return [Offer(role.code, anchor)]
+
+
+def open_task(session: Session, inst: Instance, state: str, offer: Offer, now: datetime,
+              due: datetime | None, kind: str = "step") -> Task:
+    task = Task(
+        instance_id=inst.id, state=state, kind=kind, role=offer.role, org_unit_id=offer.unit.id,
+        org_path=offer.unit.path, party=offer.party, status=OPEN, created_at=now, due_at=due,
+    )
+    session.add(task)
+    session.flush()
+    for user_id in holders(session, offer.role, offer.unit):
+        notify.queue(session, user_id=user_id, kind="assigned", instance_id=inst.id, now=now,
+                     subject=f"新待办: {inst.title}", dedupe_key=f"assigned:{task.id}:{user_id}")
+    return task
+
+
+def start_clock(session: Session, inst: Instance, state: str, deadline: Deadline, now: datetime,
+                calendar: WorkCalendar | None, kind: str) -> datetime:
+    """Rows for a step's deadline (reminders and breach) or timer (SYSTEM trigger at expiry)."""
+    due = due_at(deadline, now, calendar)
+    for days in deadline.remind:
+        at = due - timedelta(days=days)
+        if at > now:
+            session.add(DeadlineRow(instance_id=inst.id, state=state, kind="remind", due_at=at,
+                                    days_before=days, created_at=now))
+    session.add(DeadlineRow(
+        instance_id=inst.id, state=state, kind=kind, due_at=due, created_at=now,
+        trigger=deadline.on_expiry, escalate_to=deadline.escalate_to,
+    ))
+    return due
+
+
+def close_open(session: Session, inst: Instance, now: datetime, *, done: Task | None, outcome: str,
+               closed_by: int | None) -> None:
+    """Leave a step: the task acted on is done; every other open task is cancelled; clocks stop."""
+    for task in session.scalars(select(Task).where(Task.instance_id == inst.id, Task.status == OPEN)):
+        task.status = "done" if done is not None and task.id == done.id else "cancelled"
+        task.outcome = outcome
+        task.closed_at = now
+        task.closed_by_id = closed_by
+    session.execute(
+        update(DeadlineRow)
+        .where(DeadlineRow.instance_id == inst.id, DeadlineRow.status == "pending")
+        .values(status="cancelled")
+    )
