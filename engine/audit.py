@@ -24,8 +24,21 @@ from engine.store.models import AuditEvent, AuditStream
 GENESIS = "0" * 64
 
 _HASHED = (
-    "seq", "instance_id", "action", "actor_id", "actor_name", "on_behalf_of_id", "on_behalf_of_name",
-    "role", "org_unit_id", "trigger", "from_state", "to_state", "comment", "detail", "idempotency_key",
+    "seq",
+    "instance_id",
+    "action",
+    "actor_id",
+    "actor_name",
+    "on_behalf_of_id",
+    "on_behalf_of_name",
+    "role",
+    "org_unit_id",
+    "trigger",
+    "from_state",
+    "to_state",
+    "comment",
+    "detail",
+    "idempotency_key",
 )
 
 
@@ -41,7 +54,9 @@ def instance_stream(instance_id: int) -> str:
     return f"instance:{instance_id}"
 
 
-def append(session: Session, stream_key: str, *, at: datetime, action: str, actor_name: str, **fields: Any) -> AuditEvent:
+def append(
+    session: Session, stream_key: str, *, at: datetime, action: str, actor_name: str, **fields: Any
+) -> AuditEvent:
     """Append one event to ``stream_key`` inside the caller's transaction."""
     stream = session.execute(
         select(AuditStream).where(AuditStream.key == stream_key).with_for_update()
@@ -83,13 +98,20 @@ def verify_stream(session: Session, stream: AuditStream) -> Break | None:
         if ev.seq != expected_seq:
             return Break(stream.key, expected_seq, None, f"event #{expected_seq} is missing (deleted)")
         if ev.prev_hash != prev:
-            return Break(stream.key, ev.seq, ev.id, "does not follow the event before it (reordered or inserted)")
+            return Break(
+                stream.key, ev.seq, ev.id, "does not follow the event before it (reordered or inserted)"
+            )
         fields = {k: getattr(ev, k) for k in _HASHED}
         if event_hash(stream.key, prev, ev.at, fields) != ev.hash:
             return Break(stream.key, ev.seq, ev.id, "content does not match its hash (edited)")
         prev = ev.hash
     if len(events) != stream.length or prev != stream.head_hash:
-        return Break(stream.key, len(events) + 1, None, f"stream records {stream.length} events, found {len(events)} (deleted at the end)")
+        return Break(
+            stream.key,
+            len(events) + 1,
+            None,
+            f"stream records {stream.length} events, found {len(events)} (deleted at the end)",
+        )
     return None
 
 

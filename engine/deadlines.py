@@ -121,8 +121,12 @@ def published_schedule(year: int) -> dict[date, tuple[bool, str]]:
     return schedule
 
 
-def load_year(session: Session, year: int, schedule: dict[date, tuple[bool, str]] | None = None,
-              source: str = "holidays package") -> int:
+def load_year(
+    session: Session,
+    year: int,
+    schedule: dict[date, tuple[bool, str]] | None = None,
+    source: str = "holidays package",
+) -> int:
     """Store ``year``'s schedule in ``calendar_day`` (replacing it); returns the days stored.
 
     When the State Council publishes a year the package does not know yet, pass its
@@ -131,7 +135,9 @@ def load_year(session: Session, year: int, schedule: dict[date, tuple[bool, str]
     schedule = published_schedule(year) if schedule is None else schedule
     if not schedule:
         raise CalendarMissing(f"no holiday schedule is known for {year}")
-    session.execute(delete(CalendarDay).where(CalendarDay.day >= date(year, 1, 1), CalendarDay.day <= date(year, 12, 31)))
+    session.execute(
+        delete(CalendarDay).where(CalendarDay.day >= date(year, 1, 1), CalendarDay.day <= date(year, 12, 31))
+    )
     session.execute(delete(CalendarYear).where(CalendarYear.year == year))
     session.add_all(CalendarDay(day=d, is_working=w, name=n[:64]) for d, (w, n) in sorted(schedule.items()))
     session.add(CalendarYear(year=year, source=source))

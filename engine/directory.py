@@ -20,8 +20,17 @@ STREAM = "directory"
 KINDS = ("province", "prefecture", "county", "township", "village", "department")
 
 
-def add_unit(session: Session, *, code: str, name: str, kind: str, now: datetime, parent: OrgUnit | None = None,
-             dept: str | None = None, by: str = "SYSTEM") -> OrgUnit:
+def add_unit(
+    session: Session,
+    *,
+    code: str,
+    name: str,
+    kind: str,
+    now: datetime,
+    parent: OrgUnit | None = None,
+    dept: str | None = None,
+    by: str = "SYSTEM",
+) -> OrgUnit:
     """Add an org unit below ``parent``; its path is the parent's path plus its own id."""
     if kind not in KINDS:
         raise InvalidForm({"kind": f"unknown org unit kind '{kind}'"})
@@ -33,8 +42,15 @@ def add_unit(session: Session, *, code: str, name: str, kind: str, now: datetime
     session.add(unit)
     session.flush()
     unit.path = f"{parent.path if parent else '/'}{unit.id}/"
-    audit.append(session, STREAM, at=now, action="add_unit", actor_name=by, org_unit_id=unit.id,
-                 detail={"code": code, "name": name, "kind": kind, "dept": dept})
+    audit.append(
+        session,
+        STREAM,
+        at=now,
+        action="add_unit",
+        actor_name=by,
+        org_unit_id=unit.id,
+        detail={"code": code, "name": name, "kind": kind, "dept": dept},
+    )
     return unit
 
 
@@ -44,13 +60,28 @@ def hash_password(password: str) -> str:
     return generate_password_hash(password)
 
 
-def add_user(session: Session, *, username: str, display_name: str, now: datetime, password: str | None = None,
-             password_hash: str | None = None, email: str | None = None, by: str = "SYSTEM") -> User:
+def add_user(
+    session: Session,
+    *,
+    username: str,
+    display_name: str,
+    now: datetime,
+    password: str | None = None,
+    password_hash: str | None = None,
+    email: str | None = None,
+    by: str = "SYSTEM",
+) -> User:
     """Add a user from a password, or from a hash made once by :func:`hash_password` (bulk seeding)."""
     if session.scalars(select(User.id).where(User.username == username)).first() is not None:
         raise InvalidForm({"username": f"username '{username}' already exists"})
-    user = User(username=username, display_name=display_name, email=email,
-                password_hash=password_hash or hash_password(password or ""), active=True, failed_logins=0)
+    user = User(
+        username=username,
+        display_name=display_name,
+        email=email,
+        password_hash=password_hash or hash_password(password or ""),
+        active=True,
+        failed_logins=0,
+    )
     session.add(user)
     session.flush()
     audit.append(session, STREAM, at=now, action="add_user", actor_name=by, detail={"username": username})
@@ -61,18 +92,35 @@ def check_password(user: User, password: str) -> bool:
     return check_password_hash(user.password_hash, password)
 
 
-def grant(session: Session, user: User, role: str, unit: OrgUnit, *, now: datetime, by: str = "SYSTEM") -> RoleMembership:
+def grant(
+    session: Session, user: User, role: str, unit: OrgUnit, *, now: datetime, by: str = "SYSTEM"
+) -> RoleMembership:
     """Give ``user`` the role ``role`` at ``unit`` (and so over every unit below it)."""
     membership = RoleMembership(user=user, role=role, org_unit=unit)
     session.add(membership)
     session.flush()
-    audit.append(session, STREAM, at=now, action="grant", actor_name=by, org_unit_id=unit.id,
-                 detail={"user": user.username, "role": role})
+    audit.append(
+        session,
+        STREAM,
+        at=now,
+        action="grant",
+        actor_name=by,
+        org_unit_id=unit.id,
+        detail={"user": user.username, "role": role},
+    )
     return membership
 
 
-def name_substitute(session: Session, user: User, substitute: User, *, starts_at: datetime, ends_at: datetime,
-                    now: datetime, by: str = "SYSTEM") -> Substitute:
+def name_substitute(
+    session: Session,
+    user: User,
+    substitute: User,
+    *,
+    starts_at: datetime,
+    ends_at: datetime,
+    now: datetime,
+    by: str = "SYSTEM",
+) -> Substitute:
     """``substitute`` acts for ``user`` from ``starts_at`` until ``ends_at`` (代理)."""
     if ends_at <= starts_at:
         raise InvalidForm({"ends_at": "结束时间须晚于开始时间 (must be after the start)"})
@@ -81,9 +129,19 @@ def name_substitute(session: Session, user: User, substitute: User, *, starts_at
     row = Substitute(user_id=user.id, substitute_id=substitute.id, starts_at=starts_at, ends_at=ends_at)
     session.add(row)
     session.flush()
-    audit.append(session, STREAM, at=now, action="name_substitute", actor_name=by,
-                 detail={"user": user.username, "substitute": substitute.username,
-                         "starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat()})
+    audit.append(
+        session,
+        STREAM,
+        at=now,
+        action="name_substitute",
+        actor_name=by,
+        detail={
+            "user": user.username,
+            "substitute": substitute.username,
+            "starts_at": starts_at.isoformat(),
+            "ends_at": ends_at.isoformat(),
+        },
+    )
     return row
 
 

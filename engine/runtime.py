@@ -100,7 +100,9 @@ class Runtime:
     def definition(self, inst: Instance) -> Compiled:
         return self.registry.get(inst.workflow_key, inst.workflow_version)
 
-    def available_actions(self, session: Session, instance_id: int, actor: Actor, now: datetime) -> list[Action]:
+    def available_actions(
+        self, session: Session, instance_id: int, actor: Actor, now: datetime
+    ) -> list[Action]:
         """Every trigger from the current state, with whether ``actor`` may fire it now and why not."""
         inst = self.instance(session, instance_id, actor)
         compiled = self.definition(inst)
@@ -117,12 +119,17 @@ class Runtime:
                 reasons.append(refusal.message)
             if not reasons and not any(b.fields for b in branches):
                 reasons += self._guard_reasons(compiled, inst.state, branches, ctx)
-            actions.append(Action(
-                trigger=trigger, label=wf.label_of(trigger), allowed=not reasons, reasons=tuple(reasons),
-                needs_comment=any(b.needs_comment for b in branches),
-                fields=tuple({f.name: f for b in branches for f in b.fields}.values()),
-                dests=tuple(dict.fromkeys(b.dest for b in branches)),
-            ))
+            actions.append(
+                Action(
+                    trigger=trigger,
+                    label=wf.label_of(trigger),
+                    allowed=not reasons,
+                    reasons=tuple(reasons),
+                    needs_comment=any(b.needs_comment for b in branches),
+                    fields=tuple({f.name: f for b in branches for f in b.fields}.values()),
+                    dests=tuple(dict.fromkeys(b.dest for b in branches)),
+                )
+            )
         return actions
 
     def checklist(self, inst: Instance, now: datetime) -> list[tuple[str, str, list[str]]]:
@@ -133,12 +140,24 @@ class Runtime:
 
     # ---- starting ----------------------------------------------------------------------------
 
-    def start(self, session: Session, key: str, actor: Actor, *, org_unit_id: int, form: Mapping[str, Any],
-              now: datetime, idempotency_key: str | None = None, parent_id: int | None = None,
-              version: int | None = None) -> Instance:
+    def start(
+        self,
+        session: Session,
+        key: str,
+        actor: Actor,
+        *,
+        org_unit_id: int,
+        form: Mapping[str, Any],
+        now: datetime,
+        idempotency_key: str | None = None,
+        parent_id: int | None = None,
+        version: int | None = None,
+    ) -> Instance:
         """Start the latest (or given) version of ``key`` at an org unit, from a start form."""
         if idempotency_key is not None:
-            existing = session.scalars(select(Instance).where(Instance.idempotency_key == idempotency_key)).first()
+            existing = session.scalars(
+                select(Instance).where(Instance.idempotency_key == idempotency_key)
+            ).first()
             if existing is not None:
                 if existing.workflow_key != key or not actor.sees(existing.org_path):
                     raise Conflict(f"idempotency key '{idempotency_key}' was used for another request")
@@ -156,27 +175,53 @@ class Runtime:
         values = forms.parse(wf.start_fields, form)
         title = str(values.get(wf.title_field, "")) if wf.title_field else ""
         inst = Instance(
-            workflow_key=wf.key, workflow_version=wf.version, state=wf.initial, status=ACTIVE,
-            title=(title or wf.title)[:255], org_unit_id=unit.id, org_path=unit.path, org_unit=unit,
-            data=values, parent_id=parent_id, started_by_id=actor.user_id, idempotency_key=idempotency_key,
-            created_at=now, updated_at=now,
+            workflow_key=wf.key,
+            workflow_version=wf.version,
+            state=wf.initial,
+            status=ACTIVE,
+            title=(title or wf.title)[:255],
+            org_unit_id=unit.id,
+            org_path=unit.path,
+            org_unit=unit,
+            data=values,
+            parent_id=parent_id,
+            started_by_id=actor.user_id,
+            idempotency_key=idempotency_key,
+            created_at=now,
+            updated_at=now,
         )
         session.add(inst)
         session.flush()
         self._enter(session, inst, wf.state(wf.initial), now)
         audit.append(
-            session, audit.instance_stream(inst.id), at=now, action="start", actor_name=actor.name,
-            instance_id=inst.id, to_state=wf.initial, detail={"workflow": f"{wf.key}@v{wf.version}", "form": values},
+            session,
+            audit.instance_stream(inst.id),
+            at=now,
+            action="start",
+            actor_name=actor.name,
+            instance_id=inst.id,
+            to_state=wf.initial,
+            detail={"workflow": f"{wf.key}@v{wf.version}", "form": values},
             **Authority(None, membership).audit_fields(actor),
         )
         return inst
 
     # ---- firing --------------------------------------------------------------------------------
 
-    def fire(self, session: Session, instance_id: int, trigger: str, actor: Actor, *, now: datetime,
-             comment: str | None = None, form: Mapping[str, Any] | None = None,
-             expected_version: int | None = None, idempotency_key: str | None = None,
-             attachments: Sequence[Mapping[str, Any]] = ()) -> FireResult:
+    def fire(
+        self,
+        session: Session,
+        instance_id: int,
+        trigger: str,
+        actor: Actor,
+        *,
+        now: datetime,
+        comment: str | None = None,
+        form: Mapping[str, Any] | None = None,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
+        attachments: Sequence[Mapping[str, Any]] = (),
+    ) -> FireResult:
         """Fire ``trigger`` on an instance as ``actor``; see the module docstring for the contract."""
         if idempotency_key is not None:
             replay = self._replay(session, idempotency_key, instance_id, trigger)
@@ -221,7 +266,9 @@ class Runtime:
             if branch.back_to_returner and inst.returned_from:
                 to_state = inst.returned_from
             self._leave(session, inst, authority, trigger, comment, now, actor)
-            inst.returned_from = from_state if branch.needs_comment and self._goes_back(wf, from_state, to_state) else None
+            inst.returned_from = (
+                from_state if branch.needs_comment and self._goes_back(wf, from_state, to_state) else None
+            )
             inst.previous_state, inst.previous_actor_id = from_state, actor.user_id
             inst.state = to_state
             self._enter(session, inst, wf.state(to_state), now)
@@ -234,9 +281,19 @@ class Runtime:
         except StaleDataError:
             raise Conflict(f"instance {inst.id} was changed by someone else: reload and retry") from None
         event = audit.append(
-            session, audit.instance_stream(inst.id), at=now, action="sign" if not advanced else "transition",
-            actor_name=actor.name, instance_id=inst.id, trigger=trigger, from_state=from_state, to_state=to_state,
-            comment=comment, detail=detail, idempotency_key=idempotency_key, **authority.audit_fields(actor),
+            session,
+            audit.instance_stream(inst.id),
+            at=now,
+            action="sign" if not advanced else "transition",
+            actor_name=actor.name,
+            instance_id=inst.id,
+            trigger=trigger,
+            from_state=from_state,
+            to_state=to_state,
+            comment=comment,
+            detail=detail,
+            idempotency_key=idempotency_key,
+            **authority.audit_fields(actor),
         )
         return FireResult(inst.id, trigger, from_state, to_state, inst.version_id, event.id, advanced)
 
@@ -249,8 +306,16 @@ class Runtime:
         if event.instance_id != instance_id or event.trigger != trigger:
             raise Conflict(f"idempotency key '{key}' was used for another request")
         inst = session.get(Instance, instance_id)
-        return FireResult(instance_id, trigger, event.from_state, event.to_state, inst.version_id, event.id,
-                          advanced=event.action != "sign", replayed=True)
+        return FireResult(
+            instance_id,
+            trigger,
+            event.from_state,
+            event.to_state,
+            inst.version_id,
+            event.id,
+            advanced=event.action != "sign",
+            replayed=True,
+        )
 
     @staticmethod
     def _check_live(inst: Instance) -> None:
@@ -259,12 +324,16 @@ class Runtime:
         if inst.status != ACTIVE:
             raise NotPossible(f"instance {inst.id} has ended ({inst.status})")
 
-    def _authorise(self, session: Session, inst: Instance, state: State, branch: Transition, actor: Actor) -> Authority:
+    def _authorise(
+        self, session: Session, inst: Instance, state: State, branch: Transition, actor: Actor
+    ) -> Authority:
         """Deny by default: SYSTEM fires only SYSTEM transitions; a person needs an open task of the step's role."""
         if branch.by == SYSTEM or actor.is_system:
             if branch.by == SYSTEM and actor.is_system:
                 return Authority(None, None)
-            raise Forbidden("only the system may do this" if branch.by == SYSTEM else "the system may not do this")
+            raise Forbidden(
+                "only the system may do this" if branch.by == SYSTEM else "the system may not do this"
+            )
         role = branch.by or state.actor
         if role is None or self.registry.roles[role].read_only:
             raise Forbidden(f"no one may do this at '{state.label}'")
@@ -275,8 +344,14 @@ class Runtime:
             return Authority(None, membership)
         taken_by_other = None
         for task in session.scalars(
-            select(Task).where(Task.instance_id == inst.id, Task.status == tasks.OPEN, Task.state == inst.state,
-                               Task.role == role).order_by(Task.id)
+            select(Task)
+            .where(
+                Task.instance_id == inst.id,
+                Task.status == tasks.OPEN,
+                Task.state == inst.state,
+                Task.role == role,
+            )
+            .order_by(Task.id)
         ):
             membership = actor.holding(role, task.org_path)
             if membership is None:
@@ -291,7 +366,9 @@ class Runtime:
         raise Forbidden(f"you hold no open task as '{self.registry.roles[role].label}' at '{state.label}'")
 
     @staticmethod
-    def _guard_reasons(compiled: Compiled, state_name: str, branches: list[Transition], ctx: GuardContext) -> list[str]:
+    def _guard_reasons(
+        compiled: Compiled, state_name: str, branches: list[Transition], ctx: GuardContext
+    ) -> list[str]:
         reasons: list[str] = []
         if any(b.checked for b in branches):
             for g in compiled.workflow.state(state_name).checklist:
@@ -306,8 +383,13 @@ class Runtime:
         if state.countersign.mode == "any":
             return False
         others = session.scalars(
-            select(Task.id).where(Task.instance_id == inst.id, Task.status == tasks.OPEN, Task.state == inst.state,
-                                  Task.kind == "step", Task.id != (task.id if task else -1))
+            select(Task.id).where(
+                Task.instance_id == inst.id,
+                Task.status == tasks.OPEN,
+                Task.state == inst.state,
+                Task.kind == "step",
+                Task.id != (task.id if task else -1),
+            )
         ).first()
         return others is not None
 
@@ -316,8 +398,16 @@ class Runtime:
         names = [s.name for s in wf.states]
         return names.index(to_state) < names.index(from_state)
 
-    def _leave(self, session: Session, inst: Instance, authority: Authority, trigger: str, comment: str | None,
-               now: datetime, actor: Actor) -> None:
+    def _leave(
+        self,
+        session: Session,
+        inst: Instance,
+        authority: Authority,
+        trigger: str,
+        comment: str | None,
+        now: datetime,
+        actor: Actor,
+    ) -> None:
         if authority.task is not None:
             authority.task.comment = comment
         tasks.close_open(session, inst, now, done=authority.task, outcome=trigger, closed_by=actor.user_id)

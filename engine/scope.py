@@ -89,7 +89,9 @@ def _memberships(rows: Iterable[RoleMembership], principal: User | None = None) 
 
 def load_actor(session: Session, user_id: int, now: datetime) -> Actor:
     """The actor for ``user_id`` at ``now``, with the memberships of those they stand in for."""
-    user = session.get(User, user_id, options=[selectinload(User.memberships).selectinload(RoleMembership.org_unit)])
+    user = session.get(
+        User, user_id, options=[selectinload(User.memberships).selectinload(RoleMembership.org_unit)]
+    )
     if user is None or not user.active:
         raise NotFound(f"user {user_id} not found or inactive")
     memberships = _memberships(user.memberships)
@@ -118,7 +120,9 @@ def ancestor_at(session: Session, unit: OrgUnit, kind: str) -> OrgUnit:
 def department_under(session: Session, anchor: OrgUnit, dept: str) -> OrgUnit:
     """The department ``dept`` (e.g. 财政) that belongs to ``anchor`` (e.g. a county)."""
     unit = session.scalars(
-        select(OrgUnit).where(OrgUnit.parent_id == anchor.id, OrgUnit.kind == DEPARTMENT, OrgUnit.dept == dept)
+        select(OrgUnit).where(
+            OrgUnit.parent_id == anchor.id, OrgUnit.kind == DEPARTMENT, OrgUnit.dept == dept
+        )
     ).first()
     if unit is None:
         raise NotPossible(f"'{anchor.name}' has no department '{dept}'")
@@ -129,6 +133,8 @@ def holders(session: Session, role: str, unit: OrgUnit) -> list[int]:
     """Users holding ``role`` exactly at ``unit`` (they are the ones notified of its tasks)."""
     return list(
         session.scalars(
-            select(RoleMembership.user_id).where(RoleMembership.role == role, RoleMembership.org_unit_id == unit.id)
+            select(RoleMembership.user_id).where(
+                RoleMembership.role == role, RoleMembership.org_unit_id == unit.id
+            )
         )
     )

@@ -45,38 +45,83 @@ def offers(session: Session, registry: Registry, inst: Instance, state: State) -
     return [Offer(role.code, anchor)]
 
 
-def open_task(session: Session, inst: Instance, state: str, offer: Offer, now: datetime,
-              due: datetime | None, kind: str = "step") -> Task:
+def open_task(
+    session: Session,
+    inst: Instance,
+    state: str,
+    offer: Offer,
+    now: datetime,
+    due: datetime | None,
+    kind: str = "step",
+) -> Task:
     task = Task(
-        instance_id=inst.id, state=state, kind=kind, role=offer.role, org_unit_id=offer.unit.id,
-        org_path=offer.unit.path, party=offer.party, status=OPEN, created_at=now, due_at=due,
+        instance_id=inst.id,
+        state=state,
+        kind=kind,
+        role=offer.role,
+        org_unit_id=offer.unit.id,
+        org_path=offer.unit.path,
+        party=offer.party,
+        status=OPEN,
+        created_at=now,
+        due_at=due,
     )
     session.add(task)
     session.flush()
     for user_id in holders(session, offer.role, offer.unit):
-        notify.queue(session, user_id=user_id, kind="assigned", instance_id=inst.id, now=now,
-                     subject=f"新待办: {inst.title}", dedupe_key=f"assigned:{task.id}:{user_id}")
+        notify.queue(
+            session,
+            user_id=user_id,
+            kind="assigned",
+            instance_id=inst.id,
+            now=now,
+            subject=f"新待办: {inst.title}",
+            dedupe_key=f"assigned:{task.id}:{user_id}",
+        )
     return task
 
 
-def start_clock(session: Session, inst: Instance, state: str, deadline: Deadline, now: datetime,
-                calendar: WorkCalendar | None, kind: str) -> datetime:
+def start_clock(
+    session: Session,
+    inst: Instance,
+    state: str,
+    deadline: Deadline,
+    now: datetime,
+    calendar: WorkCalendar | None,
+    kind: str,
+) -> datetime:
     """Rows for a step's deadline (reminders and breach) or timer (SYSTEM trigger at expiry)."""
     due = due_at(deadline, now, calendar)
     for days in deadline.remind:
         at = due - timedelta(days=days)
         if at > now:
-            session.add(DeadlineRow(instance_id=inst.id, state=state, kind="remind", due_at=at,
-                                    days_before=days, created_at=now))
-    session.add(DeadlineRow(
-        instance_id=inst.id, state=state, kind=kind, due_at=due, created_at=now,
-        trigger=deadline.on_expiry, escalate_to=deadline.escalate_to,
-    ))
+            session.add(
+                DeadlineRow(
+                    instance_id=inst.id,
+                    state=state,
+                    kind="remind",
+                    due_at=at,
+                    days_before=days,
+                    created_at=now,
+                )
+            )
+    session.add(
+        DeadlineRow(
+            instance_id=inst.id,
+            state=state,
+            kind=kind,
+            due_at=due,
+            created_at=now,
+            trigger=deadline.on_expiry,
+            escalate_to=deadline.escalate_to,
+        )
+    )
     return due
 
 
-def close_open(session: Session, inst: Instance, now: datetime, *, done: Task | None, outcome: str,
-               closed_by: int | None) -> None:
+def close_open(
+    session: Session, inst: Instance, now: datetime, *, done: Task | None, outcome: str, closed_by: int | None
+) -> None:
     """Leave a step: the task acted on is done; every other open task is cancelled; clocks stop."""
     for task in session.scalars(select(Task).where(Task.instance_id == inst.id, Task.status == OPEN)):
         task.status = "done" if done is not None and task.id == done.id else "cancelled"

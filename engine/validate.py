@@ -91,7 +91,9 @@ def validate(wf: Workflow, roles: Iterable[Role], subflows: Iterable[str] = ()) 
             if d.on_expiry is not None and not any(
                 t.trigger == d.on_expiry and t.by == SYSTEM for t in wf.transitions_from(s.name)
             ):
-                faults.append(f"{at}: {kind} expires into '{d.on_expiry}', which has no SYSTEM transition here")
+                faults.append(
+                    f"{at}: {kind} expires into '{d.on_expiry}', which has no SYSTEM transition here"
+                )
         if s.timer is not None and s.timer.on_expiry is None:
             faults.append(f"{at}: timer has no on_expiry trigger")
 

@@ -54,7 +54,9 @@ def pg_template() -> Iterator[str]:
     except psycopg.OperationalError as exc:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true requires PostgreSQL at {PG_ADMIN}: {exc}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN} ({exc.__class__.__name__}); its tests are skipped")
+        pytest.skip(
+            f"PostgreSQL not reachable at {PG_ADMIN} ({exc.__class__.__name__}); its tests are skipped"
+        )
     name = f"shuangti_tpl_{RUN_ID}"
     _pg_admin(f'CREATE DATABASE "{name}"')
     migrate(_sqla(_pg_url(name)))

@@ -31,8 +31,11 @@ def _cmd_audit_verify(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shuangti", description="双提 workflow engine")
-    parser.add_argument("--db", default=os.environ.get("SHUANGTI_DB", DEFAULT_DB),
-                        help="SQLAlchemy URL (env SHUANGTI_DB); default %(default)s")
+    parser.add_argument(
+        "--db",
+        default=os.environ.get("SHUANGTI_DB", DEFAULT_DB),
+        help="SQLAlchemy URL (env SHUANGTI_DB); default %(default)s",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="create or upgrade the schema (Alembic)").set_defaults(func=_cmd_migrate)
     aud = sub.add_parser("audit", help="the audit trail")

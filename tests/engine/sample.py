@@ -30,11 +30,15 @@ BIG = 100 * 1_000_000  # 100万元 in 分
 
 
 def _amount_at_least(limit: int) -> Guard:
-    return Guard("amount_big", f"金额≥{limit // 1_000_000}万", lambda c: [] if c.data["amount"] >= limit else ["below"])
+    return Guard(
+        "amount_big", f"金额≥{limit // 1_000_000}万", lambda c: [] if c.data["amount"] >= limit else ["below"]
+    )
 
 
 HAS_PLAN = Guard("has_plan", "有实施方案", lambda c: [] if c.data.get("plan") else ["没有实施方案 (no plan)"])
-HAS_TARGET = Guard("has_target", "有绩效目标", lambda c: [] if c.data.get("target") else ["没有绩效目标 (no target)"])
+HAS_TARGET = Guard(
+    "has_target", "有绩效目标", lambda c: [] if c.data.get("target") else ["没有绩效目标 (no target)"]
+)
 
 GRANT = Workflow(
     key="grant",
@@ -52,11 +56,20 @@ GRANT = Workflow(
     states=(
         State("draft", "拟定", actor="applicant", withdrawable=True),
         State("notice", "村内公示", timer=Deadline(days=10, on_expiry="notice_ended")),
-        State("township_review", "乡镇审核", actor="township_reviewer", checklist=(HAS_PLAN, HAS_TARGET),
-              deadline=Deadline(working_days=5, remind=(2, 1), escalate_to="county_reviewer")),
+        State(
+            "township_review",
+            "乡镇审核",
+            actor="township_reviewer",
+            checklist=(HAS_PLAN, HAS_TARGET),
+            deadline=Deadline(working_days=5, remind=(2, 1), escalate_to="county_reviewer"),
+        ),
         State("county_review", "县级审核", actor="county_reviewer"),
-        State("dept_review", "部门会签", actor="dept_reviewer",
-              countersign=Countersign(parties=lambda data: data["depts"])),
+        State(
+            "dept_review",
+            "部门会签",
+            actor="dept_reviewer",
+            countersign=Countersign(parties=lambda data: data["depts"]),
+        ),
         State("granted", "已批准", final=True),
         State("rejected", "不予批准", final=True),
     ),
@@ -94,8 +107,9 @@ def build_world(session) -> World:
     units: dict[str, OrgUnit] = {}
 
     def unit(code, kind, parent=None, dept=None):
-        units[code] = directory.add_unit(session, code=code, name=code, kind=kind, now=T0,
-                                         parent=units.get(parent), dept=dept)
+        units[code] = directory.add_unit(
+            session, code=code, name=code, kind=kind, now=T0, parent=units.get(parent), dept=dept
+        )
 
     unit("prov", "province")
     for county in ("A", "B"):
@@ -109,7 +123,9 @@ def build_world(session) -> World:
     hashed = directory.hash_password(PASSWORD)
 
     def user(name, role, code):
-        users[name] = directory.add_user(session, username=name, display_name=name, password_hash=hashed, now=T0)
+        users[name] = directory.add_user(
+            session, username=name, display_name=name, password_hash=hashed, now=T0
+        )
         directory.grant(session, users[name], role, units[code], now=T0)
 
     user("applicant_a1", "applicant", "A1v")
@@ -129,7 +145,12 @@ def build_world(session) -> World:
 
 
 def grant_form(amount_wan: str = "50", **over) -> dict:
-    form = {"name": "牦牛养殖合作社", "amount": amount_wan, "plan": "方案", "target": "增收",
-            "depts": ["agri", "finance"]}
+    form = {
+        "name": "牦牛养殖合作社",
+        "amount": amount_wan,
+        "plan": "方案",
+        "target": "增收",
+        "depts": ["agri", "finance"],
+    }
     form.update(over)
     return form
