@@ -133,7 +133,8 @@ class Transition:
     the first whose ``guard`` holds wins. The last may be ``otherwise``. ``by`` restricts
     who fires it (``SYSTEM`` for timers); by default the source state's actor. ``checked``
     requires the source state's checklist to hold. ``back_to_returner`` sends a resubmission
-    straight back to the step that returned it (退回后直送退回节点).
+    straight back to the step that returned it (退回后直送退回节点). ``choice`` branches of one
+    trigger are picked by the actor naming the destination (驳回到指定节点).
     """
 
     trigger: str
@@ -147,6 +148,7 @@ class Transition:
     fields: tuple[Field, ...] = ()
     checked: bool = False
     back_to_returner: bool = False
+    choice: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.sources, str):
@@ -162,7 +164,11 @@ def T(trigger: str, sources: str | Sequence[str], dest: str, **kw: Any) -> Trans
 
 @dataclass(frozen=True)
 class Workflow:
-    """A versioned workflow definition (流程). The first state is the initial one."""
+    """A versioned workflow definition (流程). The first state is the initial one.
+
+    ``supervisor_role`` may suspend and resume instances (挂起/恢复) and add or remove
+    countersign parties (加签/减签).
+    """
 
     key: str
     version: int
@@ -172,6 +178,7 @@ class Workflow:
     start_role: str | None = None
     start_fields: tuple[Field, ...] = ()
     title_field: str | None = None
+    supervisor_role: str | None = None
     description: str = ""
     trigger_labels: Mapping[str, str] = field(default_factory=dict)
 

@@ -28,6 +28,14 @@ def _condition(t: Transition):
     return holds
 
 
+def _chosen(dest: str):
+    def chosen(event) -> bool:
+        return event.kwargs.get("dest") == dest
+
+    chosen.__name__ = f"chosen_{dest}"
+    return chosen
+
+
 def compile_machine(wf: Workflow) -> Machine:
     """One ``transitions.Machine`` for every instance of ``wf``."""
     machine = Machine(
@@ -39,6 +47,8 @@ def compile_machine(wf: Workflow) -> Machine:
     )
     for t in wf.transitions:
         conditions = [_condition(t)] if t.guard is not None else []
+        if t.choice:
+            conditions.append(_chosen(t.dest))
         machine.add_transition(t.trigger, list(t.sources), t.dest, conditions=conditions)
     return machine
 
@@ -57,20 +67,26 @@ class Compiled:
     workflow: Workflow
     machine: Machine
 
-    def branch(self, state: str, trigger: str, ctx: GuardContext) -> Transition | None:
-        """The transition ``trigger`` takes from ``state`` under ``ctx``, or None if every guard fails."""
+    def branch(
+        self, state: str, trigger: str, ctx: GuardContext, dest: str | None = None
+    ) -> Transition | None:
+        """The transition ``trigger`` takes from ``state`` under ``ctx`` (and the chosen ``dest``), or None."""
         for t in self.workflow.transitions_from(state, trigger):
+            if t.choice:
+                if t.dest == dest:
+                    return t
+                continue
             if t.otherwise or t.guard is None or not t.guard.reasons(ctx):
                 return t
         return None
 
-    def move(self, state: str, trigger: str, ctx: GuardContext) -> str:
+    def move(self, state: str, trigger: str, ctx: GuardContext, dest: str | None = None) -> str:
         """Run ``trigger`` through the compiled machine; return the new state name."""
         event = self.machine.events.get(trigger)
         if event is None or state not in event.transitions:
             raise NotPossible(f"'{trigger}' is not possible from state '{state}'")
         cursor = _Cursor(state)
-        event.trigger(cursor, ctx=ctx)
+        event.trigger(cursor, ctx=ctx, dest=dest)
         return cursor.state
 
 

@@ -7,6 +7,9 @@ compiled machine, close and open tasks, stop and start clocks, append the chaine
 event and queue notifications. Refusals are raised before anything is written; if a
 later step fails the caller's transaction rolls back, so nothing of it remains.
 
+The approval actions on tasks (签收, 转办, 委派, 催办, 撤回, 挂起, 加签…) are in
+:mod:`engine.approvals`, mixed into the same :class:`Runtime`.
+
 The caller owns the transaction: ``with session.begin(): runtime.fire(...)``.
 """
 
@@ -22,15 +25,14 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine import audit, forms, tasks
+from engine.approvals import ApprovalActions
 from engine.deadlines import WorkCalendar
 from engine.definitions import SYSTEM, Field, GuardContext, State, Transition, Workflow
 from engine.errors import Conflict, Forbidden, GuardFailed, InvalidForm, NotFound, NotPossible
 from engine.machine import Compiled, Registry
 from engine.scope import Actor, Membership
 from engine.store.db import is_postgres
-from engine.store.models import AuditEvent, Instance, OrgUnit, Task
-
-ACTIVE, SUSPENDED, COMPLETED = "active", "suspended", "completed"
+from engine.store.models import ACTIVE, COMPLETED, SUSPENDED, AuditEvent, Instance, OrgUnit, Task
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class Action:
     needs_comment: bool = False
     fields: tuple[Field, ...] = ()
     dests: tuple[str, ...] = ()
+    choice: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,13 +82,13 @@ class Authority:
 
 
 @dataclass
-class Runtime:
+class Runtime(ApprovalActions):
     """The engine's service object: a registry of definitions and how to read the calendar."""
 
     registry: Registry
     calendar_loader: Any = field(default=WorkCalendar.load)
 
-    # ---- reading ---------------------------------------------------------------------------
+    # ---- reading ------------------------------------------------------------------------
 
     def instance(self, session: Session, instance_id: int, actor: Actor, *, lock: bool = False) -> Instance:
         """The instance, if it exists and lies in ``actor``'s scope; otherwise NotFound."""
@@ -117,8 +120,8 @@ class Runtime:
                 self._authorise(session, inst, wf.state(inst.state), branches[0], actor)
             except (Forbidden, NotPossible) as refusal:
                 reasons.append(refusal.message)
-            if not reasons and not any(b.fields for b in branches):
-                reasons += self._guard_reasons(compiled, inst.state, branches, ctx)
+            if not reasons and not any(b.fields or b.choice for b in branches):
+                reasons += self._guard_reasons(compiled, inst.state, branches, ctx, None)
             actions.append(
                 Action(
                     trigger=trigger,
@@ -128,6 +131,7 @@ class Runtime:
                     needs_comment=any(b.needs_comment for b in branches),
                     fields=tuple({f.name: f for b in branches for f in b.fields}.values()),
                     dests=tuple(dict.fromkeys(b.dest for b in branches)),
+                    choice=branches[0].choice,
                 )
             )
         return actions
@@ -138,7 +142,7 @@ class Runtime:
         ctx = GuardContext(data=inst.data, form={}, now=now)
         return [(g.name, g.label, g.reasons(ctx)) for g in state.checklist]
 
-    # ---- starting ----------------------------------------------------------------------------
+    # ---- starting -----------------------------------------------------------------------
 
     def start(
         self,
@@ -150,7 +154,6 @@ class Runtime:
         form: Mapping[str, Any],
         now: datetime,
         idempotency_key: str | None = None,
-        parent_id: int | None = None,
         version: int | None = None,
     ) -> Instance:
         """Start the latest (or given) version of ``key`` at an org unit, from a start form."""
@@ -162,8 +165,7 @@ class Runtime:
                 if existing.workflow_key != key or not actor.sees(existing.org_path):
                     raise Conflict(f"idempotency key '{idempotency_key}' was used for another request")
                 return existing
-        compiled = self.registry.get(key, version)
-        wf = compiled.workflow
+        wf = self.registry.get(key, version).workflow
         unit = session.get(OrgUnit, org_unit_id)
         if unit is None or not actor.sees(unit.path):
             raise NotFound(f"org unit {org_unit_id} not found")
@@ -173,6 +175,22 @@ class Runtime:
             if membership is None:
                 raise Forbidden(f"starting '{wf.title}' needs role '{wf.start_role}' at '{unit.name}'")
         values = forms.parse(wf.start_fields, form)
+        return self._create(
+            session, wf, unit, values, actor, Authority(None, membership), now, idempotency_key
+        )
+
+    def _create(
+        self,
+        session: Session,
+        wf: Workflow,
+        unit: OrgUnit,
+        values: Mapping[str, Any],
+        actor: Actor,
+        authority: Authority,
+        now: datetime,
+        idempotency_key: str | None = None,
+        parent: Instance | None = None,
+    ) -> Instance:
         title = str(values.get(wf.title_field, "")) if wf.title_field else ""
         inst = Instance(
             workflow_key=wf.key,
@@ -183,16 +201,19 @@ class Runtime:
             org_unit_id=unit.id,
             org_path=unit.path,
             org_unit=unit,
-            data=values,
-            parent_id=parent_id,
+            data=dict(values),
+            parent_id=parent.id if parent else None,
             started_by_id=actor.user_id,
             idempotency_key=idempotency_key,
             created_at=now,
             updated_at=now,
+            entered_at=now,
         )
         session.add(inst)
         session.flush()
-        self._enter(session, inst, wf.state(wf.initial), now)
+        detail = {"workflow": f"{wf.key}@v{wf.version}", "form": dict(values)}
+        if parent is not None:
+            detail["parent_id"] = parent.id
         audit.append(
             session,
             audit.instance_stream(inst.id),
@@ -201,12 +222,13 @@ class Runtime:
             actor_name=actor.name,
             instance_id=inst.id,
             to_state=wf.initial,
-            detail={"workflow": f"{wf.key}@v{wf.version}", "form": values},
-            **Authority(None, membership).audit_fields(actor),
+            detail=detail,
+            **authority.audit_fields(actor),
         )
+        self._enter(session, inst, wf.state(wf.initial), now)
         return inst
 
-    # ---- firing --------------------------------------------------------------------------------
+    # ---- firing -------------------------------------------------------------------------
 
     def fire(
         self,
@@ -218,11 +240,15 @@ class Runtime:
         now: datetime,
         comment: str | None = None,
         form: Mapping[str, Any] | None = None,
+        dest: str | None = None,
         expected_version: int | None = None,
         idempotency_key: str | None = None,
         attachments: Sequence[Mapping[str, Any]] = (),
     ) -> FireResult:
-        """Fire ``trigger`` on an instance as ``actor``; see the module docstring for the contract."""
+        """Fire ``trigger`` on an instance as ``actor``; see the module docstring for the contract.
+
+        ``dest`` names the chosen destination of a ``choice`` trigger (驳回到指定节点).
+        """
         if idempotency_key is not None:
             replay = self._replay(session, idempotency_key, instance_id, trigger)
             if replay is not None:
@@ -244,34 +270,37 @@ class Runtime:
         values = forms.parse({f.name: f for b in branches for f in b.fields}.values(), form)
         if any(b.needs_comment for b in branches) and not (comment or "").strip():
             raise InvalidForm({"comment": "须填写理由 (a reason is required)"})
+        if branches[0].choice and dest not in {b.dest for b in branches}:
+            choices = ", ".join(wf.state(b.dest).label for b in branches)
+            raise InvalidForm({"dest": f"须选择退回到的节点: {choices} (choose where it goes)"})
         ctx = GuardContext(data={**inst.data, **values}, form=values, now=now)
-        reasons = self._guard_reasons(compiled, inst.state, branches, ctx)
+        reasons = self._guard_reasons(compiled, inst.state, branches, ctx, dest)
         if reasons:
             raise GuardFailed(reasons)
-        branch = compiled.branch(inst.state, trigger, ctx)
+        branch = compiled.branch(inst.state, trigger, ctx, dest)
         diff = {k: [inst.data.get(k), v] for k, v in values.items() if inst.data.get(k) != v}
-        detail = {"form_diff": diff, "attachments": [dict(a) for a in attachments]}
+        detail: dict[str, Any] = {"form_diff": diff, "attachments": [dict(a) for a in attachments]}
         if authority.task is not None:
             detail["task_id"] = authority.task.id
 
         from_state = inst.state
         signing = state.countersign is not None and trigger == state.countersign.on
         if signing and self._others_must_sign(session, inst, state, authority.task):
-            authority.task.status, authority.task.outcome = "done", trigger
-            authority.task.closed_at, authority.task.closed_by_id = now, actor.user_id
-            authority.task.comment = comment
+            tasks.finish(authority.task, now, outcome=trigger, by=actor.user_id, comment=comment)
             to_state, advanced = from_state, False
         else:
-            to_state = compiled.move(from_state, trigger, ctx)
+            to_state = compiled.move(from_state, trigger, ctx, dest)
             if branch.back_to_returner and inst.returned_from:
                 to_state = inst.returned_from
-            self._leave(session, inst, authority, trigger, comment, now, actor)
-            inst.returned_from = (
-                from_state if branch.needs_comment and self._goes_back(wf, from_state, to_state) else None
+            if authority.task is not None:
+                authority.task.comment = comment
+            tasks.close_open(
+                session, inst, now, done=authority.task, outcome=trigger, closed_by=actor.user_id
             )
+            goes_back = branch.needs_comment and self._goes_back(wf, from_state, to_state)
+            inst.returned_from = from_state if goes_back else None
             inst.previous_state, inst.previous_actor_id = from_state, actor.user_id
-            inst.state = to_state
-            self._enter(session, inst, wf.state(to_state), now)
+            inst.state, inst.entered_at = to_state, now
             advanced = True
         if diff:
             inst.data = {**inst.data, **values}
@@ -284,7 +313,7 @@ class Runtime:
             session,
             audit.instance_stream(inst.id),
             at=now,
-            action="sign" if not advanced else "transition",
+            action="transition" if advanced else "sign",
             actor_name=actor.name,
             instance_id=inst.id,
             trigger=trigger,
@@ -295,9 +324,12 @@ class Runtime:
             idempotency_key=idempotency_key,
             **authority.audit_fields(actor),
         )
+        if advanced:
+            self._enter(session, inst, wf.state(to_state), now)
+            session.flush()
         return FireResult(inst.id, trigger, from_state, to_state, inst.version_id, event.id, advanced)
 
-    # ---- the parts of a fire ----------------------------------------------------------------------
+    # ---- the parts of a fire --------------------------------------------------------------
 
     def _replay(self, session: Session, key: str, instance_id: int, trigger: str) -> FireResult | None:
         event = session.scalars(select(AuditEvent).where(AuditEvent.idempotency_key == key)).first()
@@ -356,6 +388,8 @@ class Runtime:
             membership = actor.holding(role, task.org_path)
             if membership is None:
                 continue
+            if task.delegated_by_id is not None and task.assignee_id == actor.user_id:
+                raise Forbidden("this task was delegated to you (委派): give your opinion and hand it back")
             owner = membership.principal_id or actor.user_id
             if task.assignee_id is not None and task.assignee_id not in (owner, actor.user_id):
                 taken_by_other = task
@@ -367,15 +401,16 @@ class Runtime:
 
     @staticmethod
     def _guard_reasons(
-        compiled: Compiled, state_name: str, branches: list[Transition], ctx: GuardContext
+        compiled: Compiled, state_name: str, branches: list[Transition], ctx: GuardContext, dest: str | None
     ) -> list[str]:
         reasons: list[str] = []
         if any(b.checked for b in branches):
             for g in compiled.workflow.state(state_name).checklist:
                 reasons += [f"{g.label}: {r}" for r in g.reasons(ctx)]
-        if not reasons and compiled.branch(state_name, branches[0].trigger, ctx) is None:
+        if not reasons and compiled.branch(state_name, branches[0].trigger, ctx, dest) is None:
             for b in branches:
-                reasons += [f"{b.guard.label}: {r}" for r in b.guard.reasons(ctx)]
+                if b.guard is not None:
+                    reasons += [f"{b.guard.label}: {r}" for r in b.guard.reasons(ctx)]
         return reasons
 
     @staticmethod
@@ -398,26 +433,11 @@ class Runtime:
         names = [s.name for s in wf.states]
         return names.index(to_state) < names.index(from_state)
 
-    def _leave(
-        self,
-        session: Session,
-        inst: Instance,
-        authority: Authority,
-        trigger: str,
-        comment: str | None,
-        now: datetime,
-        actor: Actor,
-    ) -> None:
-        if authority.task is not None:
-            authority.task.comment = comment
-        tasks.close_open(session, inst, now, done=authority.task, outcome=trigger, closed_by=actor.user_id)
-
     def _enter(self, session: Session, inst: Instance, state: State, now: datetime) -> None:
-        """Open the step's tasks and clocks; end the instance at a final state."""
+        """Open the step's tasks and clocks; start its sub-flow; end the instance at a final state."""
         calendar = None
-        for clock in (state.deadline, state.timer):
-            if clock is not None and clock.working_days and calendar is None:
-                calendar = self.calendar_loader(session)
+        if any(c is not None and c.working_days for c in (state.deadline, state.timer)):
+            calendar = self.calendar_loader(session)
         due = None
         if state.deadline is not None:
             due = tasks.start_clock(session, inst, state.name, state.deadline, now, calendar, kind="breach")
@@ -425,5 +445,26 @@ class Runtime:
             tasks.start_clock(session, inst, state.name, state.timer, now, calendar, kind="timer")
         for offer in tasks.offers(session, self.registry, inst, state):
             tasks.open_task(session, inst, state.name, offer, now, due)
+        if state.subflow is not None:
+            child = self.registry.get(state.subflow).workflow
+            self._create(
+                session,
+                child,
+                inst.org_unit,
+                inst.data,
+                Actor.system(),
+                Authority(None, None),
+                now,
+                parent=inst,
+            )
         if state.final:
             inst.status = COMPLETED
+            if inst.parent_id is not None:
+                self.fire(
+                    session,
+                    inst.parent_id,
+                    state.name,
+                    Actor.system(),
+                    now=now,
+                    comment=f"子流程 {inst.id} 结束: {state.label}",
+                )

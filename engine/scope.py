@@ -129,12 +129,21 @@ def department_under(session: Session, anchor: OrgUnit, dept: str) -> OrgUnit:
     return unit
 
 
-def holders(session: Session, role: str, unit: OrgUnit) -> list[int]:
-    """Users holding ``role`` exactly at ``unit`` (they are the ones notified of its tasks)."""
-    return list(
+def holders(session: Session, role: str, unit: OrgUnit, now: datetime) -> list[int]:
+    """Users holding ``role`` exactly at ``unit``, and whoever stands in for them at ``now`` (代理).
+
+    They are the ones notified of the unit's tasks.
+    """
+    users = list(
         session.scalars(
             select(RoleMembership.user_id).where(
                 RoleMembership.role == role, RoleMembership.org_unit_id == unit.id
             )
         )
     )
+    substitutes = session.scalars(
+        select(Substitute.substitute_id).where(
+            Substitute.user_id.in_(users), Substitute.starts_at <= now, Substitute.ends_at > now
+        )
+    )
+    return list(dict.fromkeys([*users, *substitutes]))

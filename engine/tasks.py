@@ -9,14 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session, joinedload
 
 from engine import notify
 from engine.deadlines import WorkCalendar, due_at
 from engine.definitions import Deadline, State
 from engine.machine import Registry
-from engine.scope import ancestor_at, department_under, holders
+from engine.scope import Actor, ancestor_at, department_under, holders
 from engine.store.models import DeadlineRow, Instance, OrgUnit, Task
 
 OPEN = "open"
@@ -39,10 +39,17 @@ def offers(session: Session, registry: Registry, inst: Instance, state: State) -
     anchor = ancestor_at(session, inst.org_unit, role.level)
     if state.countersign is not None:
         parties = list(dict.fromkeys(state.countersign.parties(inst.data)))
-        return [Offer(role.code, department_under(session, anchor, p), p) for p in parties]
+        return [party_offer(session, registry, inst, state, p) for p in parties]
     if role.dept is not None:
         return [Offer(role.code, department_under(session, anchor, role.dept))]
     return [Offer(role.code, anchor)]
+
+
+def party_offer(session: Session, registry: Registry, inst: Instance, state: State, party: str) -> Offer:
+    """A countersign party's offer: the step's role at department ``party`` of the anchoring unit."""
+    role = registry.roles[state.actor]
+    anchor = ancestor_at(session, inst.org_unit, role.level)
+    return Offer(role.code, department_under(session, anchor, party), party)
 
 
 def open_task(
@@ -68,7 +75,7 @@ def open_task(
     )
     session.add(task)
     session.flush()
-    for user_id in holders(session, offer.role, offer.unit):
+    for user_id in holders(session, offer.role, offer.unit, now):
         notify.queue(
             session,
             user_id=user_id,
@@ -119,6 +126,12 @@ def start_clock(
     return due
 
 
+def finish(task: Task, now: datetime, *, outcome: str, by: int | None, comment: str | None = None) -> None:
+    """Close one task as done (a countersign party's sign, a supervision task's handling)."""
+    task.status, task.outcome, task.comment = "done", outcome, comment
+    task.closed_at, task.closed_by_id = now, by
+
+
 def close_open(
     session: Session, inst: Instance, now: datetime, *, done: Task | None, outcome: str, closed_by: int | None
 ) -> None:
@@ -133,3 +146,66 @@ def close_open(
         .where(DeadlineRow.instance_id == inst.id, DeadlineRow.status == "pending")
         .values(status="cancelled")
     )
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a query, with the total count for paging."""
+
+    items: list
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def task_queue(
+    session: Session,
+    actor: Actor,
+    *,
+    workflow: str | None = None,
+    state: str | None = None,
+    org_path: str | None = None,
+    due_before: datetime | None = None,
+    overdue_at: datetime | None = None,
+    page: int = 1,
+    per_page: int = 20,
+) -> Page:
+    """我的待办: open tasks the actor may work, by role membership and org scope, soonest due first.
+
+    A task claimed by someone else stays listed (shown as taken). ``org_path`` narrows to a
+    county or township; ``overdue_at`` keeps only tasks already late at that time.
+    """
+    reach = [
+        and_(Task.role == m.role, Task.org_path.startswith(m.org_path, autoescape=True))
+        for m in actor.memberships
+    ]
+    if not reach:
+        return Page([], 0, page, per_page)
+    query = (
+        select(Task)
+        .join(Instance, Task.instance_id == Instance.id)
+        .where(Task.status == OPEN, Instance.status == "active", or_(*reach))
+    )
+    if workflow:
+        query = query.where(Instance.workflow_key == workflow)
+    if state:
+        query = query.where(Task.state == state)
+    if org_path:
+        query = query.where(Instance.org_path.startswith(org_path, autoescape=True))
+    if due_before is not None:
+        query = query.where(Task.due_at <= due_before)
+    if overdue_at is not None:
+        query = query.where(Task.due_at < overdue_at)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    page = max(1, page)
+    items = session.scalars(
+        query.options(joinedload(Task.instance), joinedload(Task.org_unit), joinedload(Task.assignee))
+        .order_by(Task.due_at.asc().nulls_last(), Task.id)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    ).all()
+    return Page(list(items), total or 0, page, per_page)

@@ -61,8 +61,9 @@ def validate(wf: Workflow, roles: Iterable[Role], subflows: Iterable[str] = ()) 
     finals = {s.name for s in wf.states if s.final}
     if not finals:
         faults.append(f"{where}: has no final state")
-    if wf.start_role is not None and wf.start_role not in role_codes:
-        faults.append(f"{where}: start_role '{wf.start_role}' is not a known role")
+    for attr in ("start_role", "supervisor_role"):
+        if getattr(wf, attr) is not None and getattr(wf, attr) not in role_codes:
+            faults.append(f"{where}: {attr} '{getattr(wf, attr)}' is not a known role")
     faults += _fields_faults(f"{where} start form", wf.start_fields)
 
     for s in wf.states:
@@ -77,6 +78,10 @@ def validate(wf: Workflow, roles: Iterable[Role], subflows: Iterable[str] = ()) 
             faults.append(f"{at}: countersign mode must be 'all' or 'any'")
         if s.subflow is not None and s.subflow not in subflow_keys:
             faults.append(f"{at}: unknown subflow '{s.subflow}'")
+        if s.subflow is not None and (s.actor is not None or s.timer is not None):
+            faults.append(f"{at}: a subflow state waits for its child; it takes no actor or timer")
+        if s.subflow is not None and not any(t.by == SYSTEM for t in wf.transitions_from(s.name)):
+            faults.append(f"{at}: subflow state has no SYSTEM transition for the child's outcome")
         if not s.final and s.actor is None and s.timer is None and s.subflow is None:
             faults.append(f"{at}: has neither an actor nor a timer")
         if s.final and (s.actor or s.timer or s.deadline):
@@ -118,7 +123,12 @@ def validate(wf: Workflow, roles: Iterable[Role], subflows: Iterable[str] = ()) 
         for trigger in dict.fromkeys(t.trigger for t in wf.transitions_from(src)):
             branches = wf.transitions_from(src, trigger)
             at = f"{where} state '{src}' trigger '{trigger}'"
-            if len(branches) > 1:
+            if len(branches) > 1 and any(b.choice for b in branches):
+                if not all(b.choice and b.guard is None and not b.otherwise for b in branches):
+                    faults.append(f"{at}: choice branches cannot mix with guarded or otherwise branches")
+                if len({b.dest for b in branches}) != len(branches):
+                    faults.append(f"{at}: two choice branches lead to the same state")
+            elif len(branches) > 1:
                 if not all(b.guard is not None or b.otherwise for b in branches):
                     faults.append(f"{at}: several branches, but one has neither guard nor otherwise")
                 if not branches[-1].otherwise:

@@ -117,6 +117,10 @@ class Substitute(Base):
     ends_at: Mapped[datetime]
 
 
+ACTIVE, SUSPENDED, COMPLETED = "active", "suspended", "completed"
+"""An instance's status: running, suspended (挂起: no actions, clocks paused) or ended."""
+
+
 class Instance(Base):
     """A running (or ended) workflow instance (流程实例) with its subject data."""
 
@@ -140,6 +144,7 @@ class Instance(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     suspended_at: Mapped[datetime | None]
+    entered_at: Mapped[datetime]
     returned_from: Mapped[str | None] = mapped_column(String(64))
     previous_state: Mapped[str | None] = mapped_column(String(64))
     previous_actor_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))

@@ -111,6 +111,7 @@ def upgrade() -> None:
     sa.Column('created_at', engine.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', engine.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('suspended_at', engine.store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('entered_at', engine.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('returned_from', sa.String(length=64), nullable=True),
     sa.Column('previous_state', sa.String(length=64), nullable=True),
     sa.Column('previous_actor_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
