@@ -8,6 +8,8 @@
   rather than guessing.
 
 A deadline falls due at the end of its last day, 23:59:59 Asia/Shanghai, stored in UTC.
+A paused clock (挂起, 补正) keeps the time it had left; on resuming it falls due that much
+later, so a deadline paused for N seconds moves by N seconds.
 """
 
 from __future__ import annotations
@@ -25,9 +27,24 @@ from sqlalchemy.orm import Session
 from engine.clock import SHANGHAI, UTC
 from engine.definitions import Deadline
 from engine.errors import NotPossible
-from engine.store.models import CalendarDay, CalendarYear
+from engine.store.models import CalendarDay, CalendarYear, DeadlineRow, Task
 
 END_OF_DAY = time(23, 59, 59)
+
+PUBLISHED_YEARS = frozenset(range(2006, 2027))
+"""Years whose 调休 schedule the State Council has published (国务院办公厅关于N年部分节假日安排的通知)
+and the ``holidays`` package carries: 2006 to 2026, the last published in November 2025.
+Each is checked day by day against ``chinese_calendar`` in the tests (the two disagree on
+2005-12-31, so earlier years are left out: no deadline of ours reaches back that far).
+
+The package computes the lunar holidays of any year but knows the make-up working days
+only of published years, so a later year is refused until it is added here, after the
+package is upgraded and the new year is cross-checked. Until then an operator can load a
+freshly published year by hand with ``load_year(session, year, schedule=...)``.
+"""
+
+PAUSED = "paused"
+PENDING = "pending"
 
 
 class CalendarMissing(NotPossible):
@@ -109,11 +126,19 @@ def published_schedule(year: int) -> dict[date, tuple[bool, str]]:
     """The State Council schedule of ``year`` from the ``holidays`` package: holidays and 调休 days.
 
     The package lists each extra day off as "Day off (substituted from MM/DD/YYYY)"; the
-    date it names is the weekend day that becomes a working day (调休上班).
+    date it names is the weekend day that becomes a working day (调休上班). A make-up day can
+    fall in the year before its holiday (2006-12-30 and 31 were worked for 元旦 2007), so the
+    next year's days off are read too. Years outside :data:`PUBLISHED_YEARS` are refused.
     """
+    if year not in PUBLISHED_YEARS:
+        raise CalendarMissing(
+            f"the State Council holiday schedule for {year} is not published (or not yet known here): "
+            "working days in it cannot be counted"
+        )
     schedule: dict[date, tuple[bool, str]] = {}
-    for day, name in holidays.China(years=year, language="en_US").items():
-        schedule[day] = (False, name)
+    for day, name in holidays.China(years=(year, year + 1), language="en_US").items():
+        if day.year == year:
+            schedule[day] = (False, name)
         for month, dom, yr in _SUBSTITUTED.findall(name):
             makeup = date(int(yr), int(month), int(dom))
             if makeup.year == year:
@@ -143,3 +168,54 @@ def load_year(
     session.add(CalendarYear(year=year, source=source))
     session.flush()
     return len(schedule)
+
+
+def remaining(due: datetime, at: datetime) -> int:
+    """Whole seconds a clock due at ``due`` has left at ``at`` (negative once it is past)."""
+    return int((due - at).total_seconds())
+
+
+def resumed_due(remaining_seconds: int, at: datetime) -> datetime:
+    """When a clock resumed at ``at`` with ``remaining_seconds`` left falls due."""
+    return at + timedelta(seconds=remaining_seconds)
+
+
+def pause_clocks(session: Session, instance_id: int, now: datetime) -> int:
+    """Stop an instance's pending clocks (挂起, 补正), keeping the time each has left.
+
+    The scheduler skips paused rows. Returns the number of clocks paused.
+    """
+    rows = session.scalars(
+        select(DeadlineRow).where(DeadlineRow.instance_id == instance_id, DeadlineRow.status == PENDING)
+    ).all()
+    for row in rows:
+        row.remaining_seconds = remaining(row.due_at, now)
+        row.status = PAUSED
+    session.flush()
+    return len(rows)
+
+
+def resume_clocks(session: Session, instance_id: int, now: datetime) -> int:
+    """Restart an instance's paused clocks: each falls due as much later as it was paused.
+
+    The open tasks of a step move their ``due_at`` with the step's breach clock. Returns the
+    number of clocks resumed.
+    """
+    rows = session.scalars(
+        select(DeadlineRow).where(DeadlineRow.instance_id == instance_id, DeadlineRow.status == PAUSED)
+    ).all()
+    for row in rows:
+        due = resumed_due(row.remaining_seconds, now)
+        if row.kind == "breach":
+            for task in session.scalars(
+                select(Task).where(
+                    Task.instance_id == instance_id,
+                    Task.state == row.state,
+                    Task.status == "open",
+                    Task.due_at == row.due_at,
+                )
+            ):
+                task.due_at = due
+        row.due_at, row.remaining_seconds, row.status = due, None, PENDING
+    session.flush()
+    return len(rows)
