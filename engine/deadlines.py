@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from engine.clock import SHANGHAI, UTC
 from engine.definitions import Deadline
 from engine.errors import NotPossible
-from engine.store.models import CalendarDay, CalendarYear, DeadlineRow, Task
+from engine.store.models import CalendarDay, CalendarYear
 
 END_OF_DAY = time(23, 59, 59)
 
@@ -42,9 +42,6 @@ only of published years, so a later year is refused until it is added here, afte
 package is upgraded and the new year is cross-checked. Until then an operator can load a
 freshly published year by hand with ``load_year(session, year, schedule=...)``.
 """
-
-PAUSED = "paused"
-PENDING = "pending"
 
 
 class CalendarMissing(NotPossible):
@@ -179,43 +176,3 @@ def resumed_due(remaining_seconds: int, at: datetime) -> datetime:
     """When a clock resumed at ``at`` with ``remaining_seconds`` left falls due."""
     return at + timedelta(seconds=remaining_seconds)
 
-
-def pause_clocks(session: Session, instance_id: int, now: datetime) -> int:
-    """Stop an instance's pending clocks (挂起, 补正), keeping the time each has left.
-
-    The scheduler skips paused rows. Returns the number of clocks paused.
-    """
-    rows = session.scalars(
-        select(DeadlineRow).where(DeadlineRow.instance_id == instance_id, DeadlineRow.status == PENDING)
-    ).all()
-    for row in rows:
-        row.remaining_seconds = remaining(row.due_at, now)
-        row.status = PAUSED
-    session.flush()
-    return len(rows)
-
-
-def resume_clocks(session: Session, instance_id: int, now: datetime) -> int:
-    """Restart an instance's paused clocks: each falls due as much later as it was paused.
-
-    The open tasks of a step move their ``due_at`` with the step's breach clock. Returns the
-    number of clocks resumed.
-    """
-    rows = session.scalars(
-        select(DeadlineRow).where(DeadlineRow.instance_id == instance_id, DeadlineRow.status == PAUSED)
-    ).all()
-    for row in rows:
-        due = resumed_due(row.remaining_seconds, now)
-        if row.kind == "breach":
-            for task in session.scalars(
-                select(Task).where(
-                    Task.instance_id == instance_id,
-                    Task.state == row.state,
-                    Task.status == "open",
-                    Task.due_at == row.due_at,
-                )
-            ):
-                task.due_at = due
-        row.due_at, row.remaining_seconds, row.status = due, None, PENDING
-    session.flush()
-    return len(rows)

@@ -207,6 +207,8 @@ class DeadlineRow(Base):
     remaining_seconds: Mapped[int | None] = mapped_column(BigInteger)
     fired_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 class AuditStream(Base):
