@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
+import logging
 import os
 import sys
+from datetime import datetime
 
-from engine import audit
+from engine import audit, scheduler
+from engine.clock import utcnow
 from engine.store.db import make_engine, migrate, session_factory
 
 DEFAULT_DB = "sqlite:///instance/shuangti.db"
@@ -29,6 +34,37 @@ def _cmd_audit_verify(args) -> int:
     return 1 if breaks else 0
 
 
+def _aware_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"'{text}' has no time zone: write e.g. 2025-06-01T00:00:00+00:00")
+    return moment
+
+
+def _runtime_factory(spec: str):
+    """``module:function`` → the function; imported only when the command runs."""
+    module, _, name = spec.partition(":")
+    if not name:
+        raise SystemExit(f"--runtime '{spec}' must be module:function, e.g. workflows:build_runtime")
+    return getattr(importlib.import_module(module), name)
+
+
+def _cmd_scheduler(args) -> int:
+    if args.now is not None and not args.once:
+        raise SystemExit("--now is only for --once (a frozen clock for one scan)")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    runtime = _runtime_factory(args.runtime)()
+    sessions = session_factory(make_engine(args.db))
+    if args.once:
+        now = args.now or utcnow()
+        acted = scheduler.run_due(sessions, runtime, now)
+        print(f"acted on {acted} due deadline row(s) at {now.isoformat()}")
+        return 0
+    with contextlib.suppress(KeyboardInterrupt):
+        scheduler.serve(sessions, runtime, interval_seconds=args.interval)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shuangti", description="双提 workflow engine")
     parser.add_argument(
@@ -38,6 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="create or upgrade the schema (Alembic)").set_defaults(func=_cmd_migrate)
+    sch = sub.add_parser("scheduler", help="fire due reminders, breaches and timers (run one per database)")
+    sch.add_argument("--once", action="store_true", help="scan once and exit")
+    sch.add_argument("--interval", type=float, default=30, help="seconds between scans; default %(default)s")
+    sch.add_argument("--now", type=_aware_time, help="with --once: scan as of this ISO time (tests)")
+    sch.add_argument(
+        "--runtime",
+        default="workflows:build_runtime",
+        help="module:function returning the engine Runtime; default %(default)s",
+    )
+    sch.set_defaults(func=_cmd_scheduler)
     aud = sub.add_parser("audit", help="the audit trail")
     aud_sub = aud.add_subparsers(dest="audit_command", required=True)
     ver = aud_sub.add_parser("verify", help="walk every hash chain; name the first broken event")

@@ -1,0 +1,107 @@
+"""Log in and out (登录): hashed passwords, lockout after repeated failures, CSRF everywhere.
+
+After ``LOCKOUT_ATTEMPTS`` wrong passwords in a row an account is locked for
+``LOCKOUT_MINUTES``; while locked even the right password is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import LoginManager, UserMixin, login_required, login_user, logout_user
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import select
+
+from engine import directory
+from engine.store.models import User
+from web import db
+
+bp = Blueprint("auth", __name__)
+login_manager = LoginManager()
+csrf = CSRFProtect()
+
+
+@dataclass
+class WebUser(UserMixin):
+    """The logged-in person as Flask-Login sees them: plain data, no database session attached."""
+
+    id: int
+    username: str
+    display_name: str
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+
+def init_app(app) -> None:
+    login_manager.init_app(app)
+    login_manager.session_protection = "strong"
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None
+    csrf.init_app(app)
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> WebUser | None:
+    with db.sessions()() as s:
+        user = s.get(User, int(user_id)) if user_id.isdigit() else None
+        if user is None or not user.active:
+            return None
+        return WebUser(user.id, user.username, user.display_name)
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+        return target
+    return url_for("tasks.queue")
+
+
+def record_attempt(user: User, ok: bool) -> None:
+    """Count a login attempt on ``user``: reset on success, lock after too many failures."""
+    if ok:
+        user.failed_logins, user.locked_until = 0, None
+        return
+    user.failed_logins = (user.failed_logins or 0) + 1
+    if user.failed_logins >= current_app.config["LOCKOUT_ATTEMPTS"]:
+        user.locked_until = db.now() + timedelta(minutes=current_app.config["LOCKOUT_MINUTES"])
+        user.failed_logins = 0
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if request.method == "GET":
+        return render_template("login.html", username="")
+    username = request.form.get("username", "").strip()
+    password = request.form.get("password", "")
+    error, status, web_user = None, 401, None
+    with db.transaction() as s:
+        user = s.scalars(select(User).where(User.username == username)).one_or_none()
+        if user is None or not user.active:
+            error = _("用户名或密码错误")
+        elif user.locked_until is not None and user.locked_until > db.now():
+            error, status = _("账户已锁定，请15分钟后再试"), 423
+        else:
+            ok = directory.check_password(user, password)
+            record_attempt(user, ok)
+            if ok:
+                web_user = WebUser(user.id, user.username, user.display_name)
+            elif user.locked_until is not None:
+                error, status = _("账户已锁定，请15分钟后再试"), 423
+            else:
+                error = _("用户名或密码错误")
+    if web_user is None:
+        return render_template("login.html", username=username, error=error), status
+    login_user(web_user)
+    return redirect(_safe_next(request.args.get("next")))
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    logout_user()
+    flash(_("已退出登录"))
+    return redirect(url_for("auth.login"))

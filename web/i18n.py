@@ -1,0 +1,56 @@
+"""Languages (语言): Chinese by default, English on request; the choice lives in the session cookie.
+
+Message ids are the Chinese texts; ``translations/en`` holds the English. A fresh clone needs
+no manual step: a missing or stale ``messages.mo`` is compiled from its ``.po`` at start-up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from flask import redirect, request, session
+from flask_babel import Babel
+
+from web.auth import _safe_next
+
+LANGUAGES = {"zh": "中文", "en": "English"}
+TRANSLATIONS = Path(__file__).parent / "translations"
+
+
+def compile_catalogs(root: Path = TRANSLATIONS) -> list[Path]:
+    """Compile each ``.po`` whose ``.mo`` is missing or older; returns the files written."""
+    written = []
+    for po in sorted(root.glob("*/LC_MESSAGES/messages.po")):
+        mo = po.with_suffix(".mo")
+        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+            continue
+        with po.open("rb") as f:
+            catalog = read_po(f)
+        with mo.open("wb") as f:
+            write_mo(f, catalog)
+        written.append(mo)
+    return written
+
+
+def select_locale() -> str:
+    lang = session.get("lang")
+    return lang if lang in LANGUAGES else "zh"
+
+
+def set_language():
+    lang = request.form.get("lang", "zh")
+    if lang in LANGUAGES:
+        session["lang"] = lang
+    return redirect(_safe_next(request.form.get("next")))
+
+
+def init_app(app) -> None:
+    compile_catalogs()
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", "zh")
+    app.config.setdefault("BABEL_DEFAULT_TIMEZONE", "Asia/Shanghai")
+    Babel(app, locale_selector=select_locale)
+    app.add_url_rule("/lang", "set_language", set_language, methods=["POST"])
+    app.jinja_env.globals["LANGUAGES"] = LANGUAGES
+    app.jinja_env.globals["current_lang"] = select_locale
