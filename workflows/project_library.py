@@ -218,7 +218,7 @@ def start_fields(p: Policy) -> tuple[Field, ...]:
     """The project record (DOMAIN §2.1); money in 万元, stored as 分."""
     return (
         YEAR_FIELD,
-        Field("name", "项目名称", max_length=200),
+        Field("name", "项目名称"),
         Field("category", "项目类别", kind="choice", choices=p.categories),
         Field("sectors", "涉及行业", kind="multichoice", choices=p.sectors, required=False),
         Field("content", "建设内容", max_length=2000),
