@@ -86,11 +86,12 @@ class ApprovalActions:
         detail: dict[str, Any] | None = None,
         from_state: str | None = None,
     ) -> AuditEvent:
+        instance_id = inst.id
         inst.updated_at = now
         try:
             session.flush()
         except StaleDataError:
-            raise Conflict(f"instance {inst.id} was changed by someone else: reload and retry") from None
+            raise Conflict(f"instance {instance_id} was changed by someone else: reload and retry") from None
         return audit.append(
             session,
             audit.instance_stream(inst.id),

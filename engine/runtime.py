@@ -301,6 +301,8 @@ class Runtime(ApprovalActions):
             inst.returned_from = from_state if goes_back else None
             inst.previous_state, inst.previous_actor_id = from_state, actor.user_id
             inst.state, inst.entered_at = to_state, now
+            if wf.state(to_state).final:
+                inst.status = COMPLETED
             advanced = True
         if diff:
             inst.data = {**inst.data, **values}
@@ -308,7 +310,7 @@ class Runtime(ApprovalActions):
         try:
             session.flush()
         except StaleDataError:
-            raise Conflict(f"instance {inst.id} was changed by someone else: reload and retry") from None
+            raise Conflict(f"instance {instance_id} was changed by someone else: reload and retry") from None
         event = audit.append(
             session,
             audit.instance_stream(inst.id),
