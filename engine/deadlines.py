@@ -175,4 +175,3 @@ def remaining(due: datetime, at: datetime) -> int:
 def resumed_due(remaining_seconds: int, at: datetime) -> datetime:
     """When a clock resumed at ``at`` with ``remaining_seconds`` left falls due."""
     return at + timedelta(seconds=remaining_seconds)
-
