@@ -23,9 +23,10 @@ from sqlalchemy import select, update
 from engine.deadlines import load_year
 from engine.runtime import Runtime
 from engine.scheduler import build_scheduler, run_due
-from engine.scope import load_actor
+from engine.scope import Actor, load_actor
 from engine.store.db import make_engine, session_factory
 from engine.store.models import AuditEvent, DeadlineRow, Instance, Notification, Task
+from engine.timeliness import per_step, per_unit, timeliness
 from tests.conftest import T0
 from tests.engine.sample import build_world, grant_form, make_runtime
 
@@ -395,3 +396,71 @@ def test_a_scheduler_killed_mid_scan_loses_nothing_and_doubles_nothing(
     ]
     assert acted_count(scheduler_process(pg_url, back)) == 4 * len(iids) - 2
     assert_each_once(pg_sessions, iids)
+
+
+# ---- the deadline dashboard ---------------------------------------------------------------------------
+
+
+def figures(rows) -> dict:
+    return {
+        (t.unit_name, t.state): (t.open, t.due_soon, t.overdue, t.handled, t.handled_late, t.average_handling)
+        for t in rows
+    }
+
+
+@pytest.fixture
+def dashboard_world(sessions, runtime, world, actor):
+    """Two grants in county A: one waits at A1's township review, A2's was approved in two days."""
+    waiting = submit(sessions, runtime, world)
+    approved = submit(sessions, runtime, world, who="applicant_a2", village="A2v")
+    run_due(sessions, runtime, NOTICE_DUE)
+    decided = NOTICE_DUE + timedelta(days=2)
+    with sessions.begin() as s:
+        runtime.fire(s, approved, "approve", actor("town_a2", decided), now=decided)
+    return waiting, approved
+
+
+def test_the_dashboard_counts_open_due_soon_overdue_and_handling_time(sessions, dashboard_world):
+    everyone = Actor.system()
+    with sessions() as s:
+        day_before = timeliness(s, everyone, REVIEW_DUE - timedelta(days=1))
+        after = timeliness(s, everyone, REVIEW_DUE + SECOND)
+        three_days_out = timeliness(s, everyone, REVIEW_DUE - timedelta(days=3))
+    assert figures(day_before) == {
+        ("A", "draft"): (0, 0, 0, 2, 0, timedelta(0)),
+        ("A", "township_review"): (1, 1, 0, 1, 0, timedelta(days=2)),
+        ("A", "dept_review"): (2, 0, 0, 0, 0, None),
+    }
+    assert figures(after)[("A", "township_review")] == (1, 0, 1, 1, 0, timedelta(days=2))
+    assert figures(three_days_out)[("A", "township_review")] == (1, 0, 0, 1, 0, timedelta(days=2))
+    [county] = per_unit(day_before)
+    assert (county.unit_name, county.state, county.open, county.handled) == ("A", None, 3, 3)
+    assert county.average_handling == timedelta(days=2) / 3
+    assert {(t.unit_name, t.state, t.open) for t in per_step(day_before)} == {
+        (None, "draft", 0),
+        (None, "township_review", 1),
+        (None, "dept_review", 2),
+    }
+
+
+def test_the_dashboard_shows_only_what_the_viewer_sees(sessions, world, dashboard_world):
+    now = REVIEW_DUE - timedelta(days=1)
+    with sessions() as s:
+        township = timeliness(s, load_actor(s, world.u["town_a1"].id, now), now)
+        auditor = timeliness(s, load_actor(s, world.u["auditor_a"].id, now), now)
+        other_county = timeliness(s, load_actor(s, world.u["town_b1"].id, now), now)
+    assert figures(township) == {
+        ("A", "draft"): (0, 0, 0, 1, 0, timedelta(0)),
+        ("A", "township_review"): (1, 1, 0, 0, 0, None),
+    }
+    assert sum(t.open for t in auditor) == 3
+    assert other_county == []
+
+
+def test_a_suspended_instance_has_no_open_work_on_the_dashboard(sessions, dashboard_world):
+    waiting, _ = dashboard_world
+    with sessions.begin() as s:
+        s.get(Instance, waiting).status = "suspended"
+    with sessions() as s:
+        rows = figures(timeliness(s, Actor.system(), REVIEW_DUE + SECOND))
+    assert rows[("A", "township_review")] == (0, 0, 0, 1, 0, timedelta(days=2))
