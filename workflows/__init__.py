@@ -10,10 +10,18 @@ from __future__ import annotations
 
 from engine.machine import Registry
 from engine.runtime import Runtime
-from workflows import policy, project_library
+from workflows import (
+    asset_disposal,
+    four_deliberations,
+    plan_filing,
+    policy,
+    project_delivery,
+    project_library,
+    quarterly_report,
+)
 from workflows.roles import ROLES
 
-FLOWS = (project_library,)
+FLOWS = (project_library, plan_filing, project_delivery, four_deliberations, asset_disposal, quarterly_report)
 """Workflow modules in registration order (sub-flows first)."""
 
 
