@@ -56,8 +56,10 @@ def _local_time(raw: str | None, field: str) -> datetime:
 
 
 def _role_choices() -> list[tuple[str, str]]:
-    roles = db.runtime().registry.roles
-    return [(code, r.label) for code, r in roles.items()] + [(ADMIN_ROLE, "系统管理员")]
+    """Every role of the registry, plus ``admin`` when the workflows do not define it themselves."""
+    choices = {code: r.label for code, r in db.runtime().registry.roles.items()}
+    choices.setdefault(ADMIN_ROLE, "系统管理员")
+    return list(choices.items())
 
 
 def _page(status: int = 200, errors: dict | None = None):
