@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from sqlalchemy import update
 
@@ -112,7 +114,7 @@ def test_audit_is_verified_and_chained(api, make_instance):
     assert body["verified"] is True and body["breaks"] == []
     seqs = body["events"]
     assert [e["action"] for e in seqs] == ["start", "transition", "transition"]
-    assert all(b["prev_hash"] == a["hash"] for a, b in zip(seqs, seqs[1:], strict=False))
+    assert all(b["prev_hash"] == a["hash"] for a, b in itertools.pairwise(seqs))
 
 
 def test_openapi_describes_every_api_route(app):
