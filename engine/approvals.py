@@ -112,7 +112,7 @@ class ApprovalActions:
 
     def _supervisor(self, inst: Instance, actor: Actor, what: str) -> Membership:
         wf: Workflow = self.definition(inst).workflow
-        membership = actor.holding(wf.supervisor_role, inst.org_path) if wf.supervisor_role else None
+        membership = actor.overseeing(wf.supervisor_role, inst.org_path) if wf.supervisor_role else None
         if membership is None:
             raise Forbidden(f"{what} needs the supervising role of '{wf.title}'")
         return membership
@@ -249,10 +249,10 @@ class ApprovalActions:
         above = any(
             task.org_path.startswith(m.org_path) and task.org_path != m.org_path for m in actor.memberships
         )
-        if actor.user_id != inst.started_by_id and acted_before is None and not above:
-            raise Forbidden("only the starter, an earlier handler or a unit above may urge (催办)")
         if actor.holding(task.role, task.org_path) is not None and task.assignee_id in (None, actor.user_id):
             raise NotPossible("this task is yours to work, not to urge")
+        if actor.user_id != inst.started_by_id and acted_before is None and not above:
+            raise Forbidden("only the starter, an earlier handler or a unit above may urge (催办)")
         task.urge_count += 1
         self._notify_task(
             session,

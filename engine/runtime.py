@@ -372,7 +372,7 @@ class Runtime(ApprovalActions):
         if role is None or self.registry.roles[role].read_only:
             raise Forbidden(f"no one may do this at '{state.label}'")
         if branch.by is not None:
-            membership = actor.holding(role, inst.org_path)
+            membership = actor.overseeing(role, inst.org_path)
             if membership is None:
                 raise Forbidden(f"this needs role '{self.registry.roles[role].label}' over this instance")
             return Authority(None, membership)

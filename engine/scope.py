@@ -56,6 +56,16 @@ class Actor:
         own.sort(key=lambda m: (m.principal_id is not None, -len(m.org_path)))
         return own[0] if own else None
 
+    def overseeing(self, role: str, org_path: str) -> Membership | None:
+        """The membership by which this actor holds ``role`` over an instance at ``org_path``.
+
+        Unlike :meth:`holding`, a department's role reaches the whole unit it belongs to
+        (a county department oversees its county's instances).
+        """
+        found = [m for m in self.memberships if m.role == role and org_path.startswith(m.scope_path)]
+        found.sort(key=lambda m: (m.principal_id is not None, -len(m.scope_path)))
+        return found[0] if found else None
+
     def scope_filter(self, column) -> ColumnElement[bool]:
         """SQL: ``column`` (an org path) lies within this actor's sight."""
         if self.is_system:

@@ -45,6 +45,7 @@ GRANT = Workflow(
     version=1,
     title="补助申请",
     start_role="applicant",
+    supervisor_role="county_reviewer",
     title_field="name",
     start_fields=(
         Field("name", "名称"),
