@@ -8,7 +8,7 @@ concentrated review, third-party experts review, and the bureau accepts or lists
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from engine.definitions import Deadline, Field, Guard, GuardContext, State, T, Workflow
@@ -40,7 +40,7 @@ def industry_share_reasons(data: Mapping[str, Any]) -> list[str]:
         base = int(data.get(f"{level}_total") or 0) - int(data.get(f"{level}_work_relief") or 0)
         industry = int(data.get(f"{level}_industry") or 0)
         if base > 0 and Decimal(industry) * 100 < minimum * base:
-            share = (Decimal(industry) * 100 / base).quantize(Decimal("0.1"))
+            share = (Decimal(industry) * 100 / base).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
             reasons.append(f"{label}资金用于产业发展占{share}%, 低于{minimum}% (industry share too low)")
     return reasons
 
