@@ -1,4 +1,4 @@
-"""我的待办: the user's open tasks, soonest due first, with filters and pages.
+"""我的待办: the user's open tasks, soonest due first, with filters and pages; 签收 and 取消签收.
 
 Due times are shown in Asia/Shanghai; a task past due is marked 已逾期, one due within
 ``DUE_SOON`` is marked 即将到期.
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import select
 
@@ -95,4 +96,24 @@ def queue():
         },
         args=args,
         now=now,
+        me=db.user_id(),
     )
+
+
+def _task_action(task_id: int, action: str, message: str):
+    with db.transaction() as s:
+        getattr(db.runtime(), action)(s, task_id, db.actor(s), db.now())
+    flash(message)
+    return redirect(url_for("tasks.queue", **request.args))
+
+
+@bp.post("/<int:task_id>/claim")
+@login_required
+def claim(task_id: int):
+    return _task_action(task_id, "claim", _("已签收"))
+
+
+@bp.post("/<int:task_id>/unclaim")
+@login_required
+def unclaim(task_id: int):
+    return _task_action(task_id, "unclaim", _("已取消签收"))
