@@ -470,3 +470,72 @@ class Runtime(ApprovalActions):
                     now=now,
                     comment=f"子流程 {inst.id} 结束: {state.label}",
                 )
+
+    # ---- versions ---------------------------------------------------------------------------
+
+    def migrate_instances(
+        self,
+        session: Session,
+        key: str,
+        from_version: int,
+        to_version: int,
+        actor: Actor,
+        now: datetime,
+        *,
+        state_map: Mapping[str, str] | None = None,
+    ) -> list[int]:
+        """Move running instances of ``key`` from one definition version to another (版本迁移).
+
+        Each active instance keeps its state, or takes ``state_map[state]``; the state must
+        exist in the new version and must not wait on a sub-flow. Suspended instances are
+        left alone: resume them first. Its open tasks and clocks are closed and the
+        state is re-entered under the new version (tasks re-offered, clocks restarted), and
+        one ``migrate`` event records the move. Returns the ids moved.
+        """
+        if not actor.is_system:
+            raise Forbidden("only the system (an administrator's migration command) migrates instances")
+        new_wf = self.registry.get(key, to_version).workflow
+        state_map = dict(state_map or {})
+        names = {s.name for s in new_wf.states}
+        unknown = sorted({v for v in state_map.values() if v not in names})
+        if unknown:
+            raise InvalidForm({"state_map": f"states not in {key} v{to_version}: {', '.join(unknown)}"})
+        query = (
+            select(Instance)
+            .where(
+                Instance.workflow_key == key,
+                Instance.workflow_version == from_version,
+                Instance.status.in_((ACTIVE, SUSPENDED)),
+            )
+            .order_by(Instance.id)
+        )
+        if is_postgres(session):
+            query = query.with_for_update()
+        moved = []
+        for inst in session.scalars(query):
+            target = state_map.get(inst.state, inst.state)
+            if target not in names:
+                raise InvalidForm(
+                    {
+                        "state_map": f"instance {inst.id} is at '{inst.state}', which v{to_version} lacks: map it"
+                    }
+                )
+            from_state = inst.state
+            tasks.close_open(session, inst, now, done=None, outcome="migrated", closed_by=None)
+            inst.workflow_version, inst.state, inst.entered_at, inst.updated_at = to_version, target, now, now
+            session.flush()
+            audit.append(
+                session,
+                audit.instance_stream(inst.id),
+                at=now,
+                action="migrate",
+                actor_name=actor.name,
+                instance_id=inst.id,
+                from_state=from_state,
+                to_state=target,
+                role=SYSTEM,
+                detail={"from_version": from_version, "to_version": to_version},
+            )
+            self._enter(session, inst, new_wf.state(target), now)
+            moved.append(inst.id)
+        return moved

@@ -293,6 +293,7 @@ def test_running_instance_keeps_its_version(sessions, actor, world):
     registry.register(GRANT)
     runtime = Runtime(registry)
     iid = start_grant(runtime, sessions, actor, world)
+
     v2 = replace(
         GRANT,
         version=2,
@@ -322,3 +323,59 @@ def test_engine_imports_neither_flask_nor_workflows():
                 names = [node.module]
             for name in names:
                 assert name.split(".")[0] not in forbidden, f"{path} imports {name}"
+
+
+def test_migration_maps_running_instances_to_a_new_version(sessions, actor, world):
+    from dataclasses import replace
+
+    from engine.machine import Registry
+    from engine.runtime import Runtime
+    from tests.engine.sample import GRANT, ROLES
+
+    registry = Registry(ROLES)
+    registry.register(GRANT)
+    runtime = Runtime(registry)
+    at_township = start_grant(runtime, sessions, actor, world)
+    walk(runtime, sessions, actor, at_township, TO_TOWNSHIP)
+    at_draft = start_grant(runtime, sessions, actor, world)
+
+    def renamed(name):
+        return "town_check" if name == "township_review" else name
+
+    v2 = replace(
+        GRANT,
+        version=2,
+        states=tuple(replace(st, name=renamed(st.name)) for st in GRANT.states),
+        transitions=tuple(
+            replace(t, sources=tuple(map(renamed, t.sources)), dest=renamed(t.dest))
+            for t in GRANT.transitions
+        ),
+    )
+    registry.register(v2)
+    with sessions.begin() as s, pytest.raises(InvalidForm, match="lacks: map it"):
+        runtime.migrate_instances(s, "grant", 1, 2, SYSTEM, LATER)
+    with sessions.begin() as s:
+        moved = runtime.migrate_instances(
+            s, "grant", 1, 2, SYSTEM, LATER, state_map={"township_review": "town_check"}
+        )
+    assert moved == sorted([at_township, at_draft])
+    with sessions() as s:
+        inst = s.get(Instance, at_township)
+        assert (inst.workflow_version, inst.state) == (2, "town_check")
+        assert [
+            t.state
+            for t in s.scalars(select(Task).where(Task.instance_id == at_township, Task.status == "open"))
+        ] == ["town_check"]
+        assert (
+            s.scalars(
+                select(AuditEvent.action)
+                .where(AuditEvent.instance_id == at_township)
+                .order_by(AuditEvent.seq.desc())
+            ).first()
+            == "migrate"
+        )
+    with sessions.begin() as s:
+        assert (
+            runtime.fire(s, at_township, "approve", actor("town_a1", LATER), now=LATER).to_state
+            == "dept_review"
+        )

@@ -1,0 +1,127 @@
+"""Administration: users, roles, units and acting officers through engine.directory, within scope."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from engine import directory
+from engine.clock import local
+from engine.store.models import AuditEvent, OrgUnit, User
+from tests.conftest import T0
+from tests.engine.sample import PASSWORD
+
+
+@pytest.fixture
+def admins(sessions, world):
+    """``root`` administers the province; ``admin_a`` only county A."""
+    with sessions.begin() as s:
+        for name, unit in (("root", "prov"), ("admin_a", "A")):
+            user = directory.add_user(s, username=name, display_name=name, password=PASSWORD, now=T0)
+            directory.grant(s, user, "admin", s.get(OrgUnit, world.units[unit].id), now=T0)
+
+
+def test_admin_page_lists_users_and_units_in_scope(admins, browser):
+    html = browser("admin_a").get("/admin/").get_data(as_text=True)
+    assert "town_a1" in html and "town_b1" not in html
+    assert "A1v" in html and "B1v" not in html
+    assert "town_b1" in browser("root").get("/admin/").get_data(as_text=True)
+
+
+def test_add_user_who_can_then_log_in(admins, browser, world, sessions):
+    b = browser("admin_a")
+    form = {
+        "username": "town_a1_new",
+        "display_name": "新审核员",
+        "password": "new-password-1",
+        "role": "township_reviewer",
+        "org_unit_id": str(world.units["A1"].id),
+    }
+    assert b.post("/admin/users", form).status_code == 302
+    assert browser().login("town_a1_new", "new-password-1").status_code == 302
+    with sessions() as s:
+        event = s.scalars(
+            select(AuditEvent).where(AuditEvent.action == "add_user").order_by(AuditEvent.id.desc())
+        ).first()
+        assert event.actor_name == "admin_a" and event.detail == {"username": "town_a1_new"}
+
+
+def test_bad_user_form_is_422_and_saves_nothing(admins, browser, world, sessions):
+    b = browser("admin_a")
+    form = {
+        "username": "x1",
+        "password": "short",
+        "role": "township_reviewer",
+        "org_unit_id": str(world.units["A1"].id),
+    }
+    r = b.post("/admin/users", form)
+    assert r.status_code == 422 and "至少8位" in r.get_data(as_text=True)
+    form.update(password="long-enough-1")
+    r = b.post("/admin/users", {**form, "username": "town_a1"})
+    assert r.status_code == 422 and "already exists" in r.get_data(as_text=True)
+    r = b.post("/admin/users", {**form, "role": "emperor"})
+    assert r.status_code == 422 and "未知角色" in r.get_data(as_text=True)
+    with sessions() as s:
+        assert s.scalars(select(User).where(User.username == "x1")).first() is None
+
+
+def test_units_and_grants_outside_the_admins_scope_are_refused(admins, browser, world):
+    b = browser("admin_a")
+    r = b.post(
+        "/admin/units",
+        {"code": "B9", "name": "B9", "kind": "township", "parent_id": str(world.units["B"].id)},
+    )
+    assert r.status_code == 422 and "管辖范围" in r.get_data(as_text=True)
+    r = b.post(
+        "/admin/memberships",
+        {
+            "user_id": str(world.u["town_b1"].id),
+            "role": "township_reviewer",
+            "org_unit_id": str(world.units["A1"].id),
+        },
+    )
+    assert r.status_code == 404
+    r = b.post(
+        "/admin/units",
+        {"code": "A3", "name": "新乡", "kind": "township", "parent_id": str(world.units["A"].id)},
+    )
+    assert r.status_code == 302
+    assert "新乡" in b.get("/admin/").get_data(as_text=True)
+
+
+def test_acting_officer_acts_on_behalf_and_the_trail_says_so(
+    admins, browser, world, make_instance, load, clock
+):
+    iid = make_instance()
+    b = browser("admin_a")
+    start = local(clock.now - timedelta(hours=1))
+    form = {
+        "user_id": str(world.u["town_a1"].id),
+        "substitute_id": str(world.u["town_a2"].id),
+        "starts_at": start.strftime("%Y-%m-%dT%H:%M"),
+        "ends_at": (start + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M"),
+    }
+    assert b.post("/admin/substitutes", form).status_code == 302
+    acting = browser("town_a2")
+    r = acting.post(
+        f"/instances/{iid}/fire", {"trigger": "approve", "expected_version": str(load(iid).version_id)}
+    )
+    assert r.status_code == 302
+    html = acting.get(f"/instances/{iid}").get_data(as_text=True)
+    assert re.search(r"town_a2 <small>\(代 town_a1\)</small>", html)
+    bad = b.post("/admin/substitutes", {**form, "ends_at": form["starts_at"]})
+    assert bad.status_code == 422 and "结束时间须晚于开始时间" in bad.get_data(as_text=True)
+
+
+def test_workflow_definitions_are_shown_read_only(admins, browser):
+    b = browser("root")
+    assert "/admin/workflows/grant/1" in b.get("/admin/workflows").get_data(as_text=True)
+    html = b.get("/admin/workflows/grant/1").get_data(as_text=True)
+    assert "乡镇审核" in html and "5个工作日" in html and "有实施方案" in html
+    svg = b.get("/admin/workflows/grant/1/diagram.svg")
+    assert svg.mimetype == "image/svg+xml" and "村内公示" in svg.get_data(as_text=True)
+    assert b.get("/admin/workflows/grant/9").status_code == 404
+    assert b.get("/admin/workflows/nothing/1").status_code == 404
