@@ -7,12 +7,14 @@ import contextlib
 import importlib
 import logging
 import os
+import signal
+import subprocess
 import sys
 from datetime import datetime
 
 from engine import audit, scheduler
 from engine.clock import utcnow
-from engine.store.db import make_engine, migrate, session_factory
+from engine.store.db import alembic_config, make_engine, migrate, session_factory
 
 DEFAULT_DB = "sqlite:///instance/shuangti.db"
 
@@ -65,6 +67,58 @@ def _cmd_scheduler(args) -> int:
     return 0
 
 
+def _reset(url: str) -> None:
+    """Empty the database at ``url``: delete a SQLite file, or downgrade every migration elsewhere."""
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path + suffix)
+        return
+    from alembic import command
+
+    command.downgrade(alembic_config(url), "base")
+
+
+def _cmd_demo(args) -> int:
+    """Migrate and fill the demo (workflows.demo.seed), all in one transaction."""
+    from workflows import demo
+
+    if args.reset:
+        _reset(args.db)
+    if args.db.startswith("sqlite:///"):
+        os.makedirs(os.path.dirname(os.path.abspath(args.db.removeprefix("sqlite:///"))), exist_ok=True)
+    migrate(args.db)
+    engine = make_engine(args.db)
+    with session_factory(engine).begin() as s:
+        demo.seed(s, utcnow())
+    engine.dispose()
+    print(f"demo data loaded into {args.db}; every demo user's password is '{demo.PASSWORD}'")
+    return 0
+
+
+def _cmd_serve(args) -> int:
+    """Serve the web app (werkzeug, threaded); with --with-scheduler also run the scheduler beside it."""
+    from werkzeug.serving import run_simple
+
+    from web import create_app
+
+    app = create_app({"SHUANGTI_DB": args.db, "RUNTIME_FACTORY": args.runtime})
+    child = None
+    if args.with_scheduler:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "web.cli", "--db", args.db, "scheduler", "--runtime", args.runtime]
+        )
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        run_simple(args.host, args.port, app, threaded=True)
+    finally:
+        if child is not None:
+            child.terminate()
+            child.wait(timeout=30)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shuangti", description="双提 workflow engine")
     parser.add_argument(
@@ -84,6 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="module:function returning the engine Runtime; default %(default)s",
     )
     sch.set_defaults(func=_cmd_scheduler)
+    demo = sub.add_parser("demo", help="migrate and load the Ganzi demo data (workflows.demo)")
+    demo.add_argument("--reset", action="store_true", help="empty the database first")
+    demo.set_defaults(func=_cmd_demo)
+    srv = sub.add_parser("serve", help="serve the web app")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=5000)
+    srv.add_argument("--with-scheduler", action="store_true", help="also run 'shuangti scheduler' as a child")
+    srv.add_argument(
+        "--runtime",
+        default="workflows:build_runtime",
+        help="module:function returning the engine Runtime; default %(default)s",
+    )
+    srv.set_defaults(func=_cmd_serve)
     aud = sub.add_parser("audit", help="the audit trail")
     aud_sub = aud.add_subparsers(dest="audit_command", required=True)
     ver = aud_sub.add_parser("verify", help="walk every hash chain; name the first broken event")
