@@ -99,7 +99,7 @@ def build(p: Policy) -> Workflow:
             Field("library_project", "入库项目编号", kind="int", required=False, min_value=1),
             Field("project_size", "项目规模", kind="choice", choices=(SMALL, LARGE)),
         ),
-        description="完工后3个月内结算决算, 其后30天内资产移交 (GZ 一(三)1)",
+        description=f"完工后{p.settlement_months}个月内结算决算, 其后{p.handover_days}天内资产移交 (GZ 一(三)1)",
         states=(
             State("planned", "已下达计划", actor=VILLAGE_APPLICANT),
             State("implementing", "实施中", actor=VILLAGE_APPLICANT),
