@@ -33,6 +33,7 @@ from sqlalchemy import func, select
 from engine import audit
 from engine.definitions import Field, Workflow
 from engine.errors import EngineError, InvalidForm, NotFound
+from engine.forms import fen_to_wan
 from engine.runtime import Runtime
 from engine.store.models import AuditEvent, Instance, OrgUnit
 from web import db, diagrams
@@ -40,7 +41,24 @@ from web.views import shanghai, status_of
 
 bp = Blueprint("instances", __name__)
 PER_PAGE = 20
-ACTION_LABELS = {"start": "发起", "sign": "会签"}
+ACTION_LABELS = {
+    "start": "发起",
+    "sign": "会签",
+    "claim": "签收",
+    "unclaim": "取消签收",
+    "reassign": "转办",
+    "delegate": "委派",
+    "hand_back": "委派交回",
+    "urge": "催办",
+    "suspend": "挂起",
+    "resume": "恢复",
+    "withdraw": "撤回",
+    "add_signer": "加签",
+    "remove_signer": "减签",
+    "remind": "到期提醒",
+    "overdue": "超期督办",
+}
+"""Audit actions other than transitions (which show their trigger's label), as users read them."""
 
 
 def fields_of(wf: Workflow) -> dict[str, Field]:
@@ -61,6 +79,11 @@ def form_values(fields, prefix: str = "") -> dict:
         if raw not in (None, "", []):
             values[f.name] = raw
     return values
+
+
+def input_value(f: Field, value):
+    """A stored value as a form input holds it: money back in 万元, the rest as stored."""
+    return format(fen_to_wan(value), "f") if f.kind == "money" and value is not None else value
 
 
 def events_of(s, inst: Instance) -> list[AuditEvent]:
@@ -121,7 +144,9 @@ def trail_rows(s, runtime: Runtime, inst: Instance, events: list[AuditEvent]) ->
             on_behalf_of=e.on_behalf_of_name or "",
             role=roles[e.role].label if e.role in roles else (e.role or ""),
             unit=units.get(e.org_unit_id, ""),
-            action=wf.label_of(e.trigger) if e.trigger else ACTION_LABELS.get(e.action, e.action),
+            action=wf.label_of(e.trigger)
+            if e.action in ("transition", "sign") and e.trigger
+            else ACTION_LABELS.get(e.action, e.action),
             from_state=states.get(e.from_state, e.from_state or ""),
             to_state=states.get(e.to_state, e.to_state or ""),
             comment=e.comment or "",
@@ -138,6 +163,9 @@ def instance_view(inst_id: int, *, error: EngineError | None = None, status: int
     compiled = runtime.definition(inst)
     events = events_of(s, inst)
     fields = fields_of(compiled.workflow)
+    actions = runtime.available_actions(s, inst.id, actor, now)
+    action_fields = {f.name: f for a in actions if a.allowed for f in a.fields}
+    record = {f.name for f in compiled.workflow.start_fields}
     return (
         render_template(
             "instance.html",
@@ -145,8 +173,10 @@ def instance_view(inst_id: int, *, error: EngineError | None = None, status: int
             wf=compiled.workflow,
             state=compiled.workflow.state(inst.state),
             data=[(fields[k], v) for k, v in inst.data.items() if k in fields],
-            checklist=runtime.checklist(inst, now),
-            actions=runtime.available_actions(s, inst.id, actor, now),
+            checklist=runtime.checklist(db.session(), inst, now),
+            actions=actions,
+            action_fields=action_fields.values(),
+            prefill={k: input_value(fields[k], v) for k, v in inst.data.items() if k in record},
             trail=trail_rows(s, runtime, inst, events),
             breaks=audit.verify(s, audit.instance_stream(inst.id)),
             error=error,
