@@ -12,7 +12,7 @@ import struct
 import subprocess
 import threading
 import zlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from werkzeug.serving import make_server
 
 from engine.scope import Actor
 from engine.store.db import make_engine, migrate, session_factory
+from engine.store.models import Instance
 from tests.web.conftest import Clock
 from web import create_app
 from workflows import demo, project_library
@@ -229,8 +230,6 @@ def test_a_project_walks_to_in_library_and_the_auditor_sees_it_all(chromium, sit
     assert act_from_queue(chromium, site, "township", iid, "材料真实完整，同意") == "行业部门审查"
 
     with site["sessions"]() as s:
-        from engine.store.models import Instance
-
         data = s.get(Instance, iid).data
     for dept in project_library.departments_for(data):
         act_from_queue(chromium, site, f"dept_{dept}", iid, "符合行业要求")
