@@ -428,6 +428,9 @@ PLAN_NODE = re.compile(
 )
 
 
+EXECUTION = re.compile(r"Execution Time: ([\d.]+) ms")
+
+
 def index_use(plan: list[str]) -> list[str]:
     """The scans of a plan, e.g. ``task: Index Scan ix_task_queue`` or ``task: SCAN``."""
     found = []
@@ -450,7 +453,11 @@ def explain(engine: Engine, backend: str, fn: Callable[[], object]) -> list[dict
                 continue
             rows = conn.exec_driver_sql(prefix + statement, parameters).all()
             plan = [str(r[-1]) for r in rows]
-            plans.append({"sql": statement.split("\n", 1)[0][:60], "plan": plan, "scans": index_use(plan)})
+            entry = {"sql": statement.split("\n", 1)[0][:60], "plan": plan, "scans": index_use(plan)}
+            executed = [float(m.group(1)) for line in plan if (m := EXECUTION.match(line))]
+            if executed:
+                entry["execution_ms"] = executed[0]
+            plans.append(entry)
     return plans
 
 

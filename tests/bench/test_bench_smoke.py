@@ -43,6 +43,7 @@ def test_queue_small_large_and_without_composite_indexes(backend):
     plans = result["large"]["township/first"]["plans"]
     assert plans
     assert all(p["plan"] and p["scans"] for p in plans)
+    assert all(("execution_ms" in p) == (backend == "postgresql") for p in plans)
     assert any("ix_task_queue" in scan for p in plans for scan in p["scans"])
     assert not any(
         "ix_task_queue" in scan
