@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -29,9 +30,15 @@ def xlsx(sheets: dict[str, Sequence[Sequence[Any]]]) -> bytes:
     return out.getvalue()
 
 
+def exact(value: Any) -> Any:
+    """A float read back from a cell as the exact decimal text Excel stored."""
+    return Decimal(repr(value)) if isinstance(value, float) else value
+
+
 def read(data: bytes, sheet: str) -> list[list[Any]]:
-    """Every row of ``sheet`` of a workbook, as values."""
-    return [list(r) for r in load_workbook(io.BytesIO(data))[sheet].iter_rows(values_only=True)]
+    """Every row of ``sheet`` of a workbook, as values (floats as exact Decimals)."""
+    rows = load_workbook(io.BytesIO(data))[sheet].iter_rows(values_only=True)
+    return [[exact(v) for v in r] for r in rows]
 
 
 @pytest.fixture

@@ -95,6 +95,7 @@ def load(session: Session, actor: Actor, source: Path | bytes) -> tuple[dict[str
     places, errors = Places.load(session), []
     scores: dict[str, Decimal] = {}
     base: dict[str, int] = {}
+    seen: set[str] = set()
     for title, headers in COLUMNS.items():
         if title not in book.sheetnames:
             if title == SCORE_SHEET:
@@ -127,8 +128,9 @@ def load(session: Session, actor: Actor, source: Path | bytes) -> tuple[dict[str
             letter = cells[value_col - 1].column_letter
             try:
                 if title == SCORE_SHEET:
-                    if name in scores:
+                    if name in seen:
                         raise ValueError("重复的县(市) (duplicate county)")
+                    seen.add(name)
                     scores[name] = Decimal(text)
                     if not scores[name].is_finite():
                         raise InvalidOperation
