@@ -9,7 +9,7 @@ Each checks scope and role, changes the task or instance, bumps the instance's v
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine import audit, notify, tasks
+from engine.deadlines import remaining, resumed_due
 from engine.errors import Conflict, Forbidden, InvalidForm, NotFound, NotPossible
 from engine.scope import Actor, Membership, holders, load_actor
 from engine.store.db import is_postgres
@@ -287,7 +288,7 @@ class ApprovalActions:
         for row in session.scalars(
             select(DeadlineRow).where(DeadlineRow.instance_id == inst.id, DeadlineRow.status == "pending")
         ):
-            row.status, row.remaining_seconds = "paused", int((row.due_at - now).total_seconds())
+            row.status, row.remaining_seconds = "paused", remaining(row.due_at, now)
         inst.status, inst.suspended_at = SUSPENDED, now
         self._record(session, inst, "suspend", actor, now, membership=membership, comment=reason)
         return inst
@@ -304,7 +305,7 @@ class ApprovalActions:
         for row in session.scalars(
             select(DeadlineRow).where(DeadlineRow.instance_id == inst.id, DeadlineRow.status == "paused")
         ):
-            row.status, row.due_at = "pending", now + timedelta(seconds=row.remaining_seconds)
+            row.status, row.due_at = "pending", resumed_due(row.remaining_seconds, now)
             row.remaining_seconds = None
         for task in session.scalars(
             select(Task).where(Task.instance_id == inst.id, Task.status == tasks.OPEN)

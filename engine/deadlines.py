@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 import holidays
 from sqlalchemy import delete, select
@@ -104,13 +105,27 @@ class WorkCalendar:
                 yield day
 
 
-def due_at(deadline: Deadline, start: datetime, calendar_: WorkCalendar | None = None) -> datetime:
+def due_at(
+    deadline: Deadline,
+    start: datetime,
+    calendar_: WorkCalendar | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> datetime:
     """When ``deadline``, started at ``start``, falls due (end of its last day, Asia/Shanghai)."""
     start_day = start.astimezone(SHANGHAI).date()
     if deadline.months:
         return end_of_day(add_months(start_day, deadline.months))
     if deadline.days:
         return end_of_day(start_day + timedelta(days=deadline.days))
+    if deadline.annual is not None:
+        month, day = deadline.annual
+        this_year = date(start_day.year, month, day)
+        return end_of_day(this_year if this_year >= start_day else date(start_day.year + 1, month, day))
+    if deadline.field is not None:
+        value = (data or {}).get(deadline.field)
+        if not value:
+            raise NotPossible(f"the deadline date '{deadline.field}' has not been entered")
+        return end_of_day(date.fromisoformat(str(value)))
     if calendar_ is None:
         raise CalendarMissing("a working-day deadline needs the working-day calendar")
     return end_of_day(calendar_.add_working_days(start_day, deadline.working_days))

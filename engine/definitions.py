@@ -33,11 +33,13 @@ class Role:
 
 @dataclass(frozen=True)
 class GuardContext:
-    """What a guard may look at: the instance's subject data, the submitted form and the time."""
+    """What a guard may look at: the subject data, the submitted form, the time, and the codes
+    of the instance's org units by kind (``units["county"]``), for per-county rules."""
 
     data: Mapping[str, Any]
     form: Mapping[str, Any]
     now: datetime
+    units: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,10 @@ class Guard:
 class Deadline:
     """A clock started on entering a state (时限).
 
-    Exactly one of ``months`` (calendar months, clamped to month end), ``days`` (calendar days)
-    or ``working_days`` (statutory working days with 调休) is set. ``remind`` lists the days
+    Exactly one of ``months`` (calendar months, clamped to month end), ``days`` (calendar days),
+    ``working_days`` (statutory working days with 调休), ``annual`` (the next (month, day), e.g.
+    (10, 31) for 10月31日) or ``field`` (the date a person entered in that subject-data field,
+    e.g. a rectification deadline set by the reviewer) is set. ``remind`` lists the days
     before the due time at which the assignee is reminded; ``escalate_to`` names the role
     that receives a 督办 task on breach; ``on_expiry`` names the trigger the SYSTEM fires when
     the time is up (notice periods end by themselves).
@@ -66,6 +70,8 @@ class Deadline:
     months: int = 0
     days: int = 0
     working_days: int = 0
+    annual: tuple[int, int] | None = None
+    field: str | None = None
     remind: tuple[int, ...] = ()
     escalate_to: str | None = None
     on_expiry: str | None = None
@@ -111,7 +117,12 @@ class Countersign:
 
 @dataclass(frozen=True)
 class State:
-    """One step of a workflow (节点). ``name`` is the code name; ``label`` is what users read."""
+    """One step of a workflow (节点). ``name`` is the code name; ``label`` is what users read.
+
+    ``checklist`` guards must hold for ``checked`` transitions; ``advisory`` guards are shown
+    beside them but never block. ``notify`` names roles whose holders (at the unit of the
+    role's level above the instance) are told when an instance enters the step.
+    """
 
     name: str
     label: str
@@ -123,6 +134,8 @@ class State:
     final: bool = False
     withdrawable: bool = False
     subflow: str | None = None
+    advisory: tuple[Guard, ...] = ()
+    notify: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,7 +147,9 @@ class Transition:
     who fires it (``SYSTEM`` for timers); by default the source state's actor. ``checked``
     requires the source state's checklist to hold. ``back_to_returner`` sends a resubmission
     straight back to the step that returned it (退回后直送退回节点). ``choice`` branches of one
-    trigger are picked by the actor naming the destination (驳回到指定节点).
+    trigger are picked by the actor naming the destination (驳回到指定节点). ``extends`` makes
+    a transition that stays in its step and moves the step's running clocks later by that
+    much, counted from the current due time (延期).
     """
 
     trigger: str
@@ -149,6 +164,7 @@ class Transition:
     checked: bool = False
     back_to_returner: bool = False
     choice: bool = False
+    extends: Deadline | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.sources, str):

@@ -64,6 +64,24 @@ class Action:
 
 
 @dataclass(frozen=True)
+class CheckItem:
+    """One checklist line: a guard, the reasons it fails now (empty: it holds), and whether it blocks."""
+
+    name: str
+    label: str
+    reasons: list[str]
+    enforced: bool = True
+
+
+def unit_codes(session: Session, inst: Instance) -> dict[str, str]:
+    """The codes of the instance's org unit and the units above it, by kind."""
+    rows = session.execute(
+        select(OrgUnit.kind, OrgUnit.code).where(OrgUnit.id.in_(inst.org_unit.ids_on_path))
+    )
+    return dict(rows.all())
+
+
+@dataclass(frozen=True)
 class Authority:
     """The task and the membership by which an actor fires (None/None for the SYSTEM)."""
 
@@ -110,7 +128,7 @@ class Runtime(ApprovalActions):
         inst = self.instance(session, instance_id, actor)
         compiled = self.definition(inst)
         wf = compiled.workflow
-        ctx = GuardContext(data=inst.data, form={}, now=now)
+        ctx = GuardContext(data=inst.data, form={}, now=now, units=unit_codes(session, inst))
         actions = []
         for trigger in dict.fromkeys(t.trigger for t in wf.transitions_from(inst.state)):
             branches = wf.transitions_from(inst.state, trigger)
@@ -136,11 +154,15 @@ class Runtime(ApprovalActions):
             )
         return actions
 
-    def checklist(self, inst: Instance, now: datetime) -> list[tuple[str, str, list[str]]]:
-        """The current step's checklist: (name, label, failed reasons) per guard."""
+    def checklist(self, session: Session, inst: Instance, now: datetime) -> list[CheckItem]:
+        """The current step's checklist (enforced) and advisory guards, each with its failed reasons."""
         state = self.definition(inst).workflow.state(inst.state)
-        ctx = GuardContext(data=inst.data, form={}, now=now)
-        return [(g.name, g.label, g.reasons(ctx)) for g in state.checklist]
+        ctx = GuardContext(data=inst.data, form={}, now=now, units=unit_codes(session, inst))
+        return [
+            CheckItem(g.name, g.label, g.reasons(ctx), enforced)
+            for guards, enforced in ((state.checklist, True), (state.advisory, False))
+            for g in guards
+        ]
 
     # ---- starting -----------------------------------------------------------------------
 
@@ -171,7 +193,7 @@ class Runtime(ApprovalActions):
             raise NotFound(f"org unit {org_unit_id} not found")
         membership = None
         if not actor.is_system:
-            membership = actor.holding(wf.start_role, unit.path) if wf.start_role else None
+            membership = actor.overseeing(wf.start_role, unit.path) if wf.start_role else None
             if membership is None:
                 raise Forbidden(f"starting '{wf.title}' needs role '{wf.start_role}' at '{unit.name}'")
         values = forms.parse(wf.start_fields, form)
@@ -273,7 +295,9 @@ class Runtime(ApprovalActions):
         if branches[0].choice and dest not in {b.dest for b in branches}:
             choices = ", ".join(wf.state(b.dest).label for b in branches)
             raise InvalidForm({"dest": f"须选择退回到的节点: {choices} (choose where it goes)"})
-        ctx = GuardContext(data={**inst.data, **values}, form=values, now=now)
+        ctx = GuardContext(
+            data={**inst.data, **values}, form=values, now=now, units=unit_codes(session, inst)
+        )
         reasons = self._guard_reasons(compiled, inst.state, branches, ctx, dest)
         if reasons:
             raise GuardFailed(reasons)
@@ -285,7 +309,11 @@ class Runtime(ApprovalActions):
 
         from_state = inst.state
         signing = state.countersign is not None and trigger == state.countersign.on
-        if signing and self._others_must_sign(session, inst, state, authority.task):
+        if branch.extends is not None:
+            calendar = self.calendar_loader(session) if branch.extends.working_days else None
+            detail["extended_to"] = tasks.extend_clocks(session, inst, branch.extends, calendar).isoformat()
+            to_state, advanced = from_state, False
+        elif signing and self._others_must_sign(session, inst, state, authority.task):
             tasks.finish(authority.task, now, outcome=trigger, by=actor.user_id, comment=comment)
             to_state, advanced = from_state, False
         else:
@@ -315,7 +343,7 @@ class Runtime(ApprovalActions):
             session,
             audit.instance_stream(inst.id),
             at=now,
-            action="transition" if advanced else "sign",
+            action="transition" if advanced else ("extend" if branch.extends is not None else "sign"),
             actor_name=actor.name,
             instance_id=inst.id,
             trigger=trigger,
@@ -347,7 +375,7 @@ class Runtime(ApprovalActions):
             event.to_state,
             inst.version_id,
             event.id,
-            advanced=event.action != "sign",
+            advanced=event.action == "transition",
             replayed=True,
         )
 
@@ -447,6 +475,7 @@ class Runtime(ApprovalActions):
             tasks.start_clock(session, inst, state.name, state.timer, now, calendar, kind="timer")
         for offer in tasks.offers(session, self.registry, inst, state):
             tasks.open_task(session, inst, state.name, offer, now, due)
+        tasks.notify_on_entry(session, self.registry, inst, state, now)
         if state.subflow is not None:
             child = self.registry.get(state.subflow).workflow
             self._create(

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, joinedload
 from engine import notify
 from engine.deadlines import WorkCalendar, due_at
 from engine.definitions import Deadline, State
+from engine.errors import NotPossible
 from engine.machine import Registry
 from engine.scope import Actor, ancestor_at, department_under, holders
 from engine.store.models import DeadlineRow, Instance, OrgUnit, Task
@@ -98,7 +99,7 @@ def start_clock(
     kind: str,
 ) -> datetime:
     """Rows for a step's deadline (reminders and breach) or timer (SYSTEM trigger at expiry)."""
-    due = due_at(deadline, now, calendar)
+    due = due_at(deadline, now, calendar, inst.data)
     for days in deadline.remind:
         at = due - timedelta(days=days)
         if at > now:
@@ -130,6 +131,50 @@ def finish(task: Task, now: datetime, *, outcome: str, by: int | None, comment: 
     """Close one task as done (a countersign party's sign, a supervision task's handling)."""
     task.status, task.outcome, task.comment = "done", outcome, comment
     task.closed_at, task.closed_by_id = now, by
+
+
+def extend_clocks(
+    session: Session, inst: Instance, extension: Deadline, calendar: WorkCalendar | None
+) -> datetime:
+    """延期: move the step's running clocks (and its open tasks' due times) later.
+
+    The new due time is ``extension`` counted from the current breach (or timer) due time;
+    every pending reminder moves by the same amount.
+    """
+    rows = session.scalars(
+        select(DeadlineRow).where(DeadlineRow.instance_id == inst.id, DeadlineRow.status == "pending")
+    ).all()
+    ends = [r for r in rows if r.kind in ("breach", "timer")]
+    if not ends:
+        raise NotPossible("this step has no running deadline to extend")
+    old = max(r.due_at for r in ends)
+    shift = due_at(extension, old, calendar, inst.data) - old
+    for row in rows:
+        row.due_at += shift
+    for task in session.scalars(select(Task).where(Task.instance_id == inst.id, Task.status == OPEN)):
+        if task.due_at is not None:
+            task.due_at += shift
+    return old + shift
+
+
+def notify_on_entry(
+    session: Session, registry: Registry, inst: Instance, state: State, now: datetime
+) -> None:
+    """Tell the holders of each of the step's ``notify`` roles that the instance entered it."""
+    for code in state.notify:
+        role = registry.roles[code]
+        anchor = ancestor_at(session, inst.org_unit, role.level)
+        unit = department_under(session, anchor, role.dept) if role.dept else anchor
+        for user_id in holders(session, code, unit, now):
+            notify.queue(
+                session,
+                user_id=user_id,
+                kind="entered",
+                instance_id=inst.id,
+                now=now,
+                subject=f"{state.label}: {inst.title}",
+                dedupe_key=f"entered:{inst.id}:{state.name}:{now.isoformat()}:{user_id}",
+            )
 
 
 def close_open(

@@ -7,10 +7,11 @@ of them. A malformed definition therefore never reaches the database: the regist
 
 from __future__ import annotations
 
+import calendar
 from collections import Counter
 from collections.abc import Iterable
 
-from engine.definitions import FIELD_KINDS, SYSTEM, Field, Role, Workflow
+from engine.definitions import FIELD_KINDS, SYSTEM, Deadline, Field, Role, Workflow
 from engine.errors import DefinitionError
 
 
@@ -25,6 +26,17 @@ def _fields_faults(where: str, fields: Iterable[Field]) -> list[str]:
             faults.append(f"{where}: field '{f.name}' has unknown kind '{f.kind}'")
         if f.kind in ("choice", "multichoice") and not f.choices:
             faults.append(f"{where}: field '{f.name}' is a {f.kind} without choices")
+    return faults
+
+
+def _clock_faults(at: str, d: Deadline) -> list[str]:
+    faults = []
+    if sum(1 for v in (d.months, d.days, d.working_days, d.annual, d.field) if v) != 1:
+        faults.append(f"{at} needs exactly one of months, days, working_days, annual or field")
+    if d.annual is not None:
+        month, day = d.annual
+        if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(2024, month)[1]):
+            faults.append(f"{at} has an impossible annual date {d.annual}")
     return faults
 
 
@@ -89,8 +101,7 @@ def validate(wf: Workflow, roles: Iterable[Role], subflows: Iterable[str] = ()) 
         for d, kind in ((s.deadline, "deadline"), (s.timer, "timer")):
             if d is None:
                 continue
-            if sum(1 for v in (d.months, d.days, d.working_days) if v) != 1:
-                faults.append(f"{at}: {kind} needs exactly one of months, days or working_days")
+            faults += _clock_faults(f"{at}: {kind}", d)
             if d.escalate_to is not None and d.escalate_to not in role_codes:
                 faults.append(f"{at}: {kind} escalates to unknown role '{d.escalate_to}'")
             if d.on_expiry is not None and not any(
@@ -99,6 +110,9 @@ def validate(wf: Workflow, roles: Iterable[Role], subflows: Iterable[str] = ()) 
                 faults.append(
                     f"{at}: {kind} expires into '{d.on_expiry}', which has no SYSTEM transition here"
                 )
+        for role in s.notify:
+            if role not in role_codes:
+                faults.append(f"{at}: notifies unknown role '{role}'")
         if s.timer is not None and s.timer.on_expiry is None:
             faults.append(f"{at}: timer has no on_expiry trigger")
 
@@ -115,6 +129,10 @@ def validate(wf: Workflow, roles: Iterable[Role], subflows: Iterable[str] = ()) 
             faults.append(f"{at}: unknown destination state '{t.dest}'")
         if t.by is not None and t.by != SYSTEM and t.by not in role_codes:
             faults.append(f"{at}: unknown role '{t.by}'")
+        if t.extends is not None:
+            faults += _clock_faults(f"{at}: extension", t.extends)
+            if t.dest not in t.sources:
+                faults.append(f"{at}: an extension stays in its step; its destination must be its source")
         if t.guard is not None and t.otherwise:
             faults.append(f"{at}: cannot have both a guard and otherwise")
         faults += _fields_faults(at, t.fields)

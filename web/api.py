@@ -96,8 +96,14 @@ def instance_json(s, runtime: Runtime, inst: Instance, actor, now) -> dict[str, 
         "data": inst.data,
         "fields": {f.name: {"label": f.label, "kind": f.kind} for f in fields_of(wf).values()},
         "checklist": [
-            {"name": n, "label": label, "ok": not reasons, "reasons": reasons}
-            for n, label, reasons in runtime.checklist(inst, now)
+            {
+                "name": c.name,
+                "label": c.label,
+                "ok": not c.reasons,
+                "reasons": c.reasons,
+                "enforced": c.enforced,
+            }
+            for c in runtime.checklist(db.session(), inst, now)
         ],
         "actions": [
             {

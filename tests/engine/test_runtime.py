@@ -131,7 +131,7 @@ def test_guard_failure_lists_every_reason(runtime, sessions, actor, world):
         actions = {a.trigger: a for a in runtime.available_actions(s, iid, actor("town_a1"), LATER)}
         assert not actions["approve"].allowed and len(actions["approve"].reasons) == 2
         assert actions["return"].allowed and actions["return"].needs_comment
-        assert [c[2] != [] for c in runtime.checklist(s.get(Instance, iid), LATER)] == [True, True]
+        assert [bool(c.reasons) for c in runtime.checklist(s, s.get(Instance, iid), LATER)] == [True, True]
 
 
 def test_invalid_form_names_each_field(runtime, sessions, actor, world):

@@ -78,7 +78,7 @@ FAULTS = {
     "deadline with two units": (
         (State("a", "甲", actor="applicant", deadline=Deadline(days=1, months=1)), *BASE_STATES[1:]),
         BASE_TRANSITIONS,
-        "deadline needs exactly one of months, days or working_days",
+        "deadline needs exactly one of months, days, working_days, annual or field",
     ),
     "timer without SYSTEM transition": (
         (State("a", "甲", timer=Deadline(days=10, on_expiry="ended")), *BASE_STATES[1:]),

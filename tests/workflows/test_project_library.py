@@ -272,7 +272,7 @@ def test_entry_gate_holds_at_county_approval(drive, runtime, sessions, actor):
     ]
     with sessions() as s:
         inst = s.get(Instance, iid)
-        failing = [name for name, _, reasons in runtime.checklist(inst, T0) if reasons]
+        failing = [c.name for c in runtime.checklist(s, inst, T0) if c.reasons]
     assert failing == ["not_on_negative_list", "has_performance_targets", "has_assessment"]
 
 
