@@ -15,6 +15,7 @@ from datetime import datetime
 from engine import audit, scheduler
 from engine.clock import utcnow
 from engine.store.db import alembic_config, make_engine, migrate, session_factory
+from workflows.reports import cli as reports_cli
 
 DEFAULT_DB = "sqlite:///instance/shuangti.db"
 
@@ -156,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     ver = aud_sub.add_parser("verify", help="walk every hash chain; name the first broken event")
     ver.add_argument("--stream", help="only this stream, e.g. instance:42")
     ver.set_defaults(func=_cmd_audit_verify)
+    reports_cli.add_commands(sub)
     return parser
 
 

@@ -38,7 +38,7 @@ from workflows import plan_filing, policy, project_library
 from workflows.common import FUND_SOURCES, total_funds
 from workflows.reports.industry import plan_totals
 from workflows.reports.places import COUNTY, TOWNSHIP, VILLAGE, Places
-from workflows.reports.xlsx import add_sheet, cell_text, header_map, new_book, to_bytes
+from workflows.reports.xlsx import add_sheet, cell_text, header_map, new_book, plain, to_bytes
 from workflows.roles import ROLES
 
 PROJECTS, PLAN = "projects", "plan"
@@ -349,8 +349,8 @@ def import_plan(
         total = sum(total_funds(r.values) for r in group)
         form = {
             "year": year,
-            "plan_summary": f"{county.name}{year}年度项目实施计划: 共{len(group)}个项目, 计划投入{fen_to_wan(total)}万元",
-            **{k: str(fen_to_wan(v)) for k, v in plan_totals(p, [r.values for r in group]).items()},
+            "plan_summary": f"{county.name}{year}年度项目实施计划: 共{len(group)}个项目, 计划投入{plain(fen_to_wan(total))}万元",
+            **{k: plain(fen_to_wan(v)) for k, v in plan_totals(p, [r.values for r in group]).items()},
         }
         unit = department_under(session, county, start_role.dept)
         idem = _key(plan_filing.KEY, year, county.code)

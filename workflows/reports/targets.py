@@ -25,7 +25,7 @@ from engine.store.models import Instance
 from workflows import quarterly_report
 from workflows.policy import MONEY_UNIT, Policy, Target
 from workflows.reports.places import COUNTY, Places
-from workflows.reports.xlsx import add_sheet, new_book, to_bytes
+from workflows.reports.xlsx import add_sheet, new_book, plain, to_bytes
 
 COUNTED_STATES = ("reviewed", "published")
 CENT = Decimal("0.01")
@@ -59,9 +59,13 @@ def shown(target: Target, amount: int | None) -> Decimal | int | None:
     return fen_to_wan(amount) if target.unit == MONEY_UNIT else amount
 
 
+def text(target: Target, amount: int | None) -> str:
+    return "—" if amount is None else plain(shown(target, amount))
+
+
 def goal(target: Target) -> str:
-    low = shown(target, target.minimum)
-    return f"≥{low}" if target.maximum is None else f"{low}–{shown(target, target.maximum)}"
+    low = text(target, target.minimum)
+    return f"≥{low}" if target.maximum is None else f"{low}–{text(target, target.maximum)}"
 
 
 @dataclass(frozen=True)
@@ -157,8 +161,8 @@ def workbook(b: Bulletin) -> bytes:
                 goal(i.target) + ("/县" if i.counties is not None else ""),
                 shown(i.target, i.value),
                 i.percent if i.counties is None else None,
-                _verdict(i.met) if i.counties is None else "",
-                f"{i.counties_met}/{i.counties}" if i.counties is not None else "",
+                _verdict(i.met) if i.counties is None else None,
+                f"{i.counties_met}/{i.counties}" if i.counties is not None else None,
             )
             for i in (*b.prefecture, *b.county_totals)
         ),
@@ -170,5 +174,5 @@ def html(b: Bulletin, now: datetime) -> str:
     """The printable 通报 page."""
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
     return env.get_template("targets_bulletin.html").render(
-        b=b, shown=shown, goal=goal, verdict=_verdict, issued=local(now).strftime("%Y-%m-%d")
+        b=b, text=text, goal=goal, verdict=_verdict, issued=local(now).strftime("%Y-%m-%d")
     )

@@ -60,6 +60,11 @@ def to_bytes(book: Workbook) -> bytes:
     return out.getvalue()
 
 
+def plain(value: Any) -> str:
+    """A number as text without an exponent (``fen_to_wan`` normalises 3500 to 3.5E+3)."""
+    return f"{value:f}" if isinstance(value, Decimal) else str(value)
+
+
 def cell_text(value: Any) -> str:
     """A cell's value as the text a person typed: exact numbers, ISO dates, stripped strings."""
     if value is None:
