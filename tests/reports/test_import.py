@@ -71,7 +71,14 @@ def test_template_has_the_headers_and_a_rule_per_column(runtime):
 
 
 def test_good_file_starts_drafts_through_the_runtime_and_again_creates_nothing(sessions, runtime, actor):
-    second = {**GOOD, "name": "团结村入户道路硬化", "category": "乡村建设", "sectors": "交通、水利"}
+    second = {
+        **GOOD,
+        "name": "团结村入户道路硬化",
+        "category": "乡村建设",
+        "sectors": "交通、水利",
+        "year": 2025.0,
+        "fund_central": 100.0,
+    }
     data = projects_file(runtime, GOOD, second)
     result = do_import(sessions, runtime, actor, data)
     assert len(result.created) == 2 and result.existing == []
@@ -81,7 +88,8 @@ def test_good_file_starts_drafts_through_the_runtime_and_again_creates_nothing(s
         assert first.data["fund_central"] == 120_500_000
         assert first.data["fund_provincial"] == 30_000_001
         assert first.data["period_start"] == "2025-06-01"
-        assert s.get(Instance, result.created[1]).data["sectors"] == ["交通", "水利"]
+        road = s.get(Instance, result.created[1]).data
+        assert (road["sectors"], road["year"], road["fund_central"]) == (["交通", "水利"], 2025, 100 * 10**6)
     again = do_import(sessions, runtime, actor, data)
     assert again.created == [] and sorted(again.existing) == sorted(result.created)
     assert count(sessions) == 2

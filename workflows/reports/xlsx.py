@@ -76,7 +76,7 @@ def cell_text(value: Any) -> str:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, float):
-        return str(Decimal(repr(value)).normalize()) if value == value else repr(value)
+        return plain(Decimal(repr(value)).normalize())
     return str(value).strip()
 
 
