@@ -19,7 +19,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from engine import audit, notify, tasks
 from engine.deadlines import remaining, resumed_due
 from engine.errors import Conflict, Forbidden, InvalidForm, NotFound, NotPossible
-from engine.scope import Actor, Membership, holders, load_actor
+from engine.scope import Actor, Membership, load_actor
 from engine.store.db import is_postgres
 from engine.store.models import ACTIVE, SUSPENDED, AuditEvent, DeadlineRow, Instance, Task
 
@@ -122,16 +122,20 @@ class ApprovalActions:
     def _notify_task(
         session: Session, task: Task, inst: Instance, kind: str, subject: str, now: datetime, key: str
     ) -> None:
-        users = [task.assignee_id] if task.assignee_id else holders(session, task.role, task.org_unit, now)
-        for user_id in users:
+        """Tell the task's assignee, or, while nobody has claimed it, everyone it is offered to."""
+        if task.assignee_id is None:
+            tasks.tell_holders(
+                session, task.role, task.org_unit, inst, now, kind=kind, subject=subject, key=key
+            )
+        else:
             notify.queue(
                 session,
-                user_id=user_id,
+                user_id=task.assignee_id,
                 kind=kind,
                 instance_id=inst.id,
                 now=now,
                 subject=subject,
-                dedupe_key=f"{key}:{user_id}",
+                dedupe_key=f"{key}:{task.assignee_id}",
             )
 
     # ---- 签收 / 取消签收 ------------------------------------------------------------------------
@@ -168,28 +172,7 @@ class ApprovalActions:
         comment: str | None = None,
     ) -> Task:
         """转办: hand the task to another person holding the same role over it; they decide."""
-        task, inst = self._task(session, task_id, actor)
-        membership = self._worker(actor, task)
-        target = load_actor(session, to_user_id, now)
-        if target.user_id == actor.user_id or target.holding(task.role, task.org_path) is None:
-            raise InvalidForm(
-                {"to_user": f"{target.name} 不具备该岗位 (does not hold this task's role here)"}
-            )
-        task.assignee_id = target.user_id
-        self._notify_task(
-            session, task, inst, "reassigned", f"转办: {inst.title}", now, f"reassign:{task.id}:{now}"
-        )
-        self._record(
-            session,
-            inst,
-            "reassign",
-            actor,
-            now,
-            membership=membership,
-            comment=comment,
-            detail={"task_id": task.id, "to_user_id": target.user_id, "to": target.name},
-        )
-        return task
+        return self._hand_over(session, task_id, actor, to_user_id, now, comment, delegating=False)
 
     def delegate(
         self,
@@ -201,19 +184,39 @@ class ApprovalActions:
         comment: str | None = None,
     ) -> Task:
         """委派: ask someone who can see the instance for an opinion; it comes back to the delegator."""
+        return self._hand_over(session, task_id, actor, to_user_id, now, comment, delegating=True)
+
+    def _hand_over(
+        self,
+        session: Session,
+        task_id: int,
+        actor: Actor,
+        to_user_id: int,
+        now: datetime,
+        comment: str | None,
+        *,
+        delegating: bool,
+    ) -> Task:
         task, inst = self._task(session, task_id, actor)
         membership = self._worker(actor, task)
         target = load_actor(session, to_user_id, now)
-        if target.user_id == actor.user_id or not target.sees(inst.org_path):
-            raise InvalidForm({"to_user": f"{target.name} 无权查看该事项 (cannot see this instance)"})
-        task.delegated_by_id, task.assignee_id = actor.user_id, target.user_id
+        if delegating:
+            action, label, fit = "delegate", "委派", target.sees(inst.org_path)
+            refusal = f"{target.name} 无权查看该事项 (cannot see this instance)"
+        else:
+            action, label, fit = "reassign", "转办", target.holding(task.role, task.org_path) is not None
+            refusal = f"{target.name} 不具备该岗位 (does not hold this task's role here)"
+        if target.user_id == actor.user_id or not fit:
+            raise InvalidForm({"to_user": refusal})
+        task.assignee_id = target.user_id
+        task.delegated_by_id = actor.user_id if delegating else None
         self._notify_task(
-            session, task, inst, "delegated", f"委派: {inst.title}", now, f"delegate:{task.id}:{now}"
+            session, task, inst, action, f"{label}: {inst.title}", now, f"{action}:{task.id}:{now}"
         )
         self._record(
             session,
             inst,
-            "delegate",
+            action,
             actor,
             now,
             membership=membership,

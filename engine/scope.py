@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, false, or_, select
+from sqlalchemy import ColumnElement, and_, false, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from engine.errors import NotFound, NotPossible
@@ -73,7 +73,19 @@ class Actor:
         paths = sorted({m.scope_path for m in self.memberships})
         if not paths:
             return false()
-        return or_(*(column.startswith(p, autoescape=True) for p in paths))
+        return or_(*(within(column, p) for p in paths))
+
+
+def within(column, path: str) -> ColumnElement[bool]:
+    """SQL: the org path in ``column`` is ``path`` or lies below it.
+
+    Written as a range, ``path <= column < path[:-1] + "0"`` (``"0"`` is the character after
+    ``"/"``), so that a B-tree index on the column serves it on both databases; org paths use
+    byte order (COLLATE "C" on PostgreSQL, SQLite's BINARY), which makes the range exactly the prefix.
+    """
+    if not path.endswith("/"):
+        raise ValueError(f"org path must end with '/': {path!r}")
+    return and_(column >= path, column < path[:-1] + "0")
 
 
 def scope_path(unit: OrgUnit) -> str:

@@ -17,7 +17,7 @@ from engine.deadlines import WorkCalendar, due_at
 from engine.definitions import Deadline, State
 from engine.errors import NotPossible
 from engine.machine import Registry
-from engine.scope import Actor, ancestor_at, department_under, holders
+from engine.scope import Actor, ancestor_at, department_under, holders, within
 from engine.store.models import DeadlineRow, Instance, OrgUnit, Task
 
 OPEN = "open"
@@ -36,14 +36,17 @@ def offers(session: Session, registry: Registry, inst: Instance, state: State) -
     """The units whose holders of the step's role receive a task on entering ``state``."""
     if state.actor is None:
         return []
-    role = registry.roles[state.actor]
-    anchor = ancestor_at(session, inst.org_unit, role.level)
     if state.countersign is not None:
         parties = list(dict.fromkeys(state.countersign.parties(inst.data)))
         return [party_offer(session, registry, inst, state, p) for p in parties]
-    if role.dept is not None:
-        return [Offer(role.code, department_under(session, anchor, role.dept))]
-    return [Offer(role.code, anchor)]
+    return [Offer(state.actor, role_unit(session, registry, inst, state.actor))]
+
+
+def role_unit(session: Session, registry: Registry, inst: Instance, code: str) -> OrgUnit:
+    """The unit where role ``code`` is held over ``inst``: its level's ancestor, or that unit's department."""
+    role = registry.roles[code]
+    anchor = ancestor_at(session, inst.org_unit, role.level)
+    return department_under(session, anchor, role.dept) if role.dept else anchor
 
 
 def party_offer(session: Session, registry: Registry, inst: Instance, state: State, party: str) -> Offer:
@@ -76,17 +79,41 @@ def open_task(
     )
     session.add(task)
     session.flush()
-    for user_id in holders(session, offer.role, offer.unit, now):
+    tell_holders(
+        session,
+        offer.role,
+        offer.unit,
+        inst,
+        now,
+        kind="assigned",
+        subject=f"新待办: {inst.title}",
+        key=f"assigned:{task.id}",
+    )
+    return task
+
+
+def tell_holders(
+    session: Session,
+    role: str,
+    unit: OrgUnit,
+    inst: Instance,
+    now: datetime,
+    *,
+    kind: str,
+    subject: str,
+    key: str,
+) -> None:
+    """Queue one in-app notification for each holder of ``role`` at ``unit`` (and their stand-ins)."""
+    for user_id in holders(session, role, unit, now):
         notify.queue(
             session,
             user_id=user_id,
-            kind="assigned",
+            kind=kind,
             instance_id=inst.id,
             now=now,
-            subject=f"新待办: {inst.title}",
-            dedupe_key=f"assigned:{task.id}:{user_id}",
+            subject=subject,
+            dedupe_key=f"{key}:{user_id}",
         )
-    return task
 
 
 def start_clock(
@@ -162,19 +189,16 @@ def notify_on_entry(
 ) -> None:
     """Tell the holders of each of the step's ``notify`` roles that the instance entered it."""
     for code in state.notify:
-        role = registry.roles[code]
-        anchor = ancestor_at(session, inst.org_unit, role.level)
-        unit = department_under(session, anchor, role.dept) if role.dept else anchor
-        for user_id in holders(session, code, unit, now):
-            notify.queue(
-                session,
-                user_id=user_id,
-                kind="entered",
-                instance_id=inst.id,
-                now=now,
-                subject=f"{state.label}: {inst.title}",
-                dedupe_key=f"entered:{inst.id}:{state.name}:{now.isoformat()}:{user_id}",
-            )
+        tell_holders(
+            session,
+            code,
+            role_unit(session, registry, inst, code),
+            inst,
+            now,
+            kind="entered",
+            subject=f"{state.label}: {inst.title}",
+            key=f"entered:{inst.id}:{state.name}:{now.isoformat()}",
+        )
 
 
 def close_open(
@@ -222,12 +246,10 @@ def task_queue(
     """我的待办: open tasks the actor may work, by role membership and org scope, soonest due first.
 
     A task claimed by someone else stays listed (shown as taken). ``org_path`` narrows to a
-    county or township; ``overdue_at`` keeps only tasks already late at that time.
+    county or township; ``overdue_at`` keeps only tasks already late at that time. The page's
+    ids are found first and only those rows are loaded with their instance, unit and assignee.
     """
-    reach = [
-        and_(Task.role == m.role, Task.org_path.startswith(m.org_path, autoescape=True))
-        for m in actor.memberships
-    ]
+    reach = [and_(Task.role == m.role, within(Task.org_path, m.org_path)) for m in actor.memberships]
     if not reach:
         return Page([], 0, page, per_page)
     query = (
@@ -240,17 +262,23 @@ def task_queue(
     if state:
         query = query.where(Task.state == state)
     if org_path:
-        query = query.where(Instance.org_path.startswith(org_path, autoescape=True))
+        query = query.where(within(Instance.org_path, org_path))
     if due_before is not None:
         query = query.where(Task.due_at <= due_before)
     if overdue_at is not None:
         query = query.where(Task.due_at < overdue_at)
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     page = max(1, page)
-    items = session.scalars(
-        query.options(joinedload(Task.instance), joinedload(Task.org_unit), joinedload(Task.assignee))
+    ids = session.scalars(
+        query.with_only_columns(Task.id)
         .order_by(Task.due_at.asc().nulls_last(), Task.id)
         .limit(per_page)
         .offset((page - 1) * per_page)
     ).all()
-    return Page(list(items), total or 0, page, per_page)
+    loaded = session.scalars(
+        select(Task)
+        .where(Task.id.in_(ids))
+        .options(joinedload(Task.instance), joinedload(Task.org_unit), joinedload(Task.assignee))
+    ).unique()
+    by_id = {t.id: t for t in loaded}
+    return Page([by_id[i] for i in ids], total or 0, page, per_page)

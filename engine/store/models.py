@@ -31,6 +31,9 @@ from engine.clock import UTC
 
 # BigInteger ids that are plain INTEGER on SQLite, where only INTEGER PRIMARY KEY autoincrements.
 Id = BigInteger().with_variant(Integer(), "sqlite")
+# Org paths compare byte by byte (COLLATE "C" on PostgreSQL; SQLite's default is already BINARY),
+# so that "this unit and below" is an index range: see engine.scope.within.
+OrgPath = String(255).with_variant(String(255, collation="C"), "postgresql")
 
 
 class UTCDateTime(TypeDecorator):
@@ -66,7 +69,7 @@ class OrgUnit(Base):
     kind: Mapped[str] = mapped_column(String(32))
     dept: Mapped[str | None] = mapped_column(String(64))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("org_unit.id"))
-    path: Mapped[str] = mapped_column(String(255), index=True)
+    path: Mapped[str] = mapped_column(OrgPath, index=True)
     parent: Mapped[OrgUnit | None] = relationship(remote_side="OrgUnit.id")
 
     @property
@@ -136,7 +139,7 @@ class Instance(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     title: Mapped[str] = mapped_column(String(255))
     org_unit_id: Mapped[int] = mapped_column(ForeignKey("org_unit.id"))
-    org_path: Mapped[str] = mapped_column(String(255))
+    org_path: Mapped[str] = mapped_column(OrgPath)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("workflow_instance.id"))
     started_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
@@ -169,7 +172,7 @@ class Task(Base):
     party: Mapped[str | None] = mapped_column(String(64))
     role: Mapped[str] = mapped_column(String(64))
     org_unit_id: Mapped[int] = mapped_column(ForeignKey("org_unit.id"))
-    org_path: Mapped[str] = mapped_column(String(255))
+    org_path: Mapped[str] = mapped_column(OrgPath)
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"), index=True)
     delegated_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     status: Mapped[str] = mapped_column(String(16), default="open")
