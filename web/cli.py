@@ -18,6 +18,8 @@ from engine.store.db import alembic_config, make_engine, migrate, session_factor
 from workflows.reports import cli as reports_cli
 
 DEFAULT_DB = "sqlite:///instance/shuangti.db"
+GANZI_RUNTIME = "workflows:build_runtime"
+"""The Ganzi runtime factory; with it, the scheduler also runs the domain calendar jobs (workflows.jobs)."""
 
 
 def _cmd_migrate(args) -> int:
@@ -63,8 +65,13 @@ def _cmd_scheduler(args) -> int:
         acted = scheduler.run_due(sessions, runtime, now)
         print(f"acted on {acted} due deadline row(s) at {now.isoformat()}")
         return 0
+    process = scheduler.build_scheduler(sessions, runtime, args.interval)
+    if args.runtime == GANZI_RUNTIME:
+        from workflows import jobs
+
+        jobs.register(process, sessions, runtime)
     with contextlib.suppress(KeyboardInterrupt):
-        scheduler.serve(sessions, runtime, interval_seconds=args.interval)
+        process.start()
     return 0
 
 
@@ -135,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     sch.add_argument("--now", type=_aware_time, help="with --once: scan as of this ISO time (tests)")
     sch.add_argument(
         "--runtime",
-        default="workflows:build_runtime",
+        default=GANZI_RUNTIME,
         help="module:function returning the engine Runtime; default %(default)s",
     )
     sch.set_defaults(func=_cmd_scheduler)
@@ -148,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--with-scheduler", action="store_true", help="also run 'shuangti scheduler' as a child")
     srv.add_argument(
         "--runtime",
-        default="workflows:build_runtime",
+        default=GANZI_RUNTIME,
         help="module:function returning the engine Runtime; default %(default)s",
     )
     srv.set_defaults(func=_cmd_serve)

@@ -18,10 +18,23 @@ from workflows import (
     project_delivery,
     project_library,
     quarterly_report,
+    rectification_item,
+    site_inspection,
+    spending_supervision,
 )
 from workflows.roles import ROLES
 
-FLOWS = (project_library, plan_filing, project_delivery, four_deliberations, asset_disposal, quarterly_report)
+FLOWS = (
+    project_library,
+    plan_filing,
+    rectification_item,
+    project_delivery,
+    four_deliberations,
+    asset_disposal,
+    quarterly_report,
+    spending_supervision,
+    site_inspection,
+)
 """Workflow modules in registration order (sub-flows first)."""
 
 

@@ -2,7 +2,10 @@
 
 drafting → filed → under_review → accepted | issues_listed → rectifying → refiled →
 under_review. The county files at its 农牧农村 department unit; the 州农牧农村局 opens the
-concentrated review, third-party experts review, and the bureau accepts or lists issues.
+concentrated review (or the calendar job does, on ``filing.review_opens``), third-party
+experts review, and either accept or list the issues with the date by which the county
+must refile. The review falls due on ``filing.review_by`` (10月底前) each year. Each problem
+of the 审查问题清单 is also its own ``rectification_item`` with its own deadline.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from collections.abc import Mapping
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-from engine.definitions import Deadline, Field, Guard, GuardContext, State, T, Workflow
+from engine.definitions import SYSTEM, Deadline, Field, Guard, GuardContext, State, T, Workflow
 from workflows.common import YEAR_FIELD, confirmations, optional, policy_of
 from workflows.policy import Policy
 from workflows.roles import COUNTY_APPROVER, EXPERT, PREFECTURE_BUREAU
@@ -73,6 +76,7 @@ CONSISTENT = Guard("filing_consistent", "资金数据一致", _consistent)
 
 
 def build(p: Policy) -> Workflow:
+    review_by = (p.filing_review_by.month, p.filing_review_by.day)
     return Workflow(
         key=KEY,
         version=1,
@@ -82,14 +86,22 @@ def build(p: Policy) -> Workflow:
         description="县(市)备案, 州级集中审查, 形成审查问题清单, 限期整改、重新备案 (GZ 一(一)1)",
         states=(
             State("drafting", "编制计划", actor=COUNTY_APPROVER),
-            State("filed", "已备案", actor=PREFECTURE_BUREAU),
-            State("under_review", "集中审查", actor=EXPERT, checklist=(INDUSTRY_SHARE, REVIEW_CHECKS)),
+            State(
+                "filed", "已备案", actor=PREFECTURE_BUREAU, deadline=Deadline(annual=review_by, remind=(7,))
+            ),
+            State(
+                "under_review",
+                "集中审查",
+                actor=EXPERT,
+                checklist=(INDUSTRY_SHARE, REVIEW_CHECKS),
+                deadline=Deadline(annual=review_by, remind=(7, 1), escalate_to=PREFECTURE_BUREAU),
+            ),
             State("issues_listed", "审查问题清单", actor=COUNTY_APPROVER),
             State(
                 "rectifying",
                 "限期整改",
                 actor=COUNTY_APPROVER,
-                deadline=Deadline(days=p.rectification_days, remind=(7, 1), escalate_to=PREFECTURE_BUREAU),
+                deadline=Deadline(field="rectify_by", remind=(7, 1), escalate_to=PREFECTURE_BUREAU),
             ),
             State("refiled", "重新备案", actor=PREFECTURE_BUREAU),
             State("accepted", "审查通过", final=True),
@@ -97,13 +109,17 @@ def build(p: Policy) -> Workflow:
         transitions=(
             T("file", "drafting", "filed", guard=CONSISTENT, fields=optional(FILING_FIELDS)),
             T("start_review", ("filed", "refiled"), "under_review"),
+            T("review_opened", ("filed", "refiled"), "under_review", by=SYSTEM),
             T("accept", "under_review", "accepted", checked=True, fields=REVIEW_FIELDS),
             T(
                 "list_issues",
                 "under_review",
                 "issues_listed",
                 needs_comment=True,
-                fields=(Field("issues", "审查问题清单", max_length=4000),),
+                fields=(
+                    Field("issues", "审查问题清单", max_length=4000),
+                    Field("rectify_by", "整改期限(重新备案截止日期)", kind="date"),
+                ),
             ),
             T("acknowledge", "issues_listed", "rectifying"),
             T("refile", "rectifying", "refiled", guard=CONSISTENT, fields=optional(FILING_FIELDS)),
@@ -111,6 +127,7 @@ def build(p: Policy) -> Workflow:
         trigger_labels={
             "file": "备案",
             "start_review": "组织审查",
+            "review_opened": "集中审查开始",
             "accept": "审查通过",
             "list_issues": "列出问题清单",
             "acknowledge": "签收问题清单",

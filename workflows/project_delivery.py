@@ -1,9 +1,11 @@
 """项目实施、结算与资产移交 (delivery, settlement, handover) [GZ 一(三)1-2; DOMAIN §4].
 
-planned → implementing → completed → settled (3 calendar months) → handed_over (30 days)
-→ registered (资产台账) → the departments that receive the asset acknowledge it (会签签收)
-→ township and village acknowledge it (反馈到乡到村) → in_operation. A settlement may be
-extended once (中小型 2 / 大型 6 months, N 财建〔2016〕503号) with an approver and a reason.
+planned → implementing (拨付 recorded as they happen) → completed → settled (3 calendar
+months) → handed_over (30 days) → registered (资产台账: the departments that take the asset
+onto their books each acknowledge it, 会签签收; its township and village are told) →
+in_operation. The settlement clock may be extended (中小型 2 / 大型 6 months, N 财建〔2016〕
+503号) by the county's 财政局 with a reason: the extension moves the running clock on from
+its current due time (延期), it does not restart it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine.definitions import Countersign, Deadline, Field, Guard, GuardContext, State, T, Workflow
-from workflows.common import YEAR_FIELD, policy_of, wan
+from workflows.common import YEAR_FIELD, optional, policy_of, wan
 from workflows.policy import Policy
 from workflows.roles import (
     COUNTY_APPROVER,
@@ -85,6 +87,15 @@ REGISTER_FIELDS = (
 """GZ 一(三)2 个数、原值、权属、类别, plus [D] fund source, 管护主体, beneficiaries, condition."""
 
 
+DISBURSEMENT_FIELDS = (
+    Field("disbursed_total", "累计拨付(不含质保金)", kind="money", min_value=0),
+    Field("disbursed_on", "拨付登记日期", kind="date"),
+)
+"""拨付 (DOMAIN §4): the cumulative amount paid so far, 质保金 excluded, and when; feeds §7."""
+
+EXTENSION_FIELDS = (Field("extension_reason", "延期理由"),)
+
+
 def build(p: Policy) -> Workflow:
     escalate = COUNTY_APPROVER
     return Workflow(
@@ -98,6 +109,7 @@ def build(p: Policy) -> Workflow:
             Field("name", "项目名称"),
             Field("library_project", "入库项目编号", kind="int", required=False, min_value=1),
             Field("project_size", "项目规模", kind="choice", choices=(SMALL, LARGE)),
+            Field("allocated", "下达资金", kind="money", required=False, min_value=0),
         ),
         description=f"完工后{p.settlement_months}个月内结算决算, 其后{p.handover_days}天内资产移交 (GZ 一(三)1)",
         states=(
@@ -108,19 +120,6 @@ def build(p: Policy) -> Workflow:
                 "已完工(待结算决算)",
                 actor=VILLAGE_APPLICANT,
                 deadline=Deadline(months=p.settlement_months, remind=(30, 7), escalate_to=escalate),
-            ),
-            State("extension_review", "延期审批", actor=COUNTY_FINANCE),
-            State(
-                "extended_small",
-                "延期结算(中小型)",
-                actor=VILLAGE_APPLICANT,
-                deadline=Deadline(months=p.extension_months_small, remind=(7,), escalate_to=escalate),
-            ),
-            State(
-                "extended_large",
-                "延期结算(大型)",
-                actor=VILLAGE_APPLICANT,
-                deadline=Deadline(months=p.extension_months_large, remind=(30, 7), escalate_to=escalate),
             ),
             State(
                 "settled",
@@ -134,9 +133,8 @@ def build(p: Policy) -> Workflow:
                 "已登记台账(部门签收)",
                 actor=COUNTY_DEPARTMENT_REVIEWER,
                 countersign=Countersign(parties=routing, on="acknowledge"),
+                notify=(TOWNSHIP_REVIEWER, VILLAGE_APPLICANT),
             ),
-            State("township_feedback", "反馈到乡", actor=TOWNSHIP_REVIEWER),
-            State("village_feedback", "反馈到村", actor=VILLAGE_APPLICANT),
             State("in_operation", "运营管护中", final=True),
         ),
         transitions=(
@@ -152,31 +150,37 @@ def build(p: Policy) -> Workflow:
                 "completed",
                 fields=(Field("completed_on", "完工日期", kind="date"),),
             ),
+            T("disburse", "implementing", "implementing", fields=DISBURSEMENT_FIELDS),
             T(
-                "request_extension",
+                "extend",
                 "completed",
-                "extension_review",
-                needs_comment=True,
-                fields=(Field("extension_reason", "延期理由"),),
-            ),
-            T(
-                "approve_extension",
-                "extension_review",
-                "extended_large",
+                "completed",
+                by=COUNTY_FINANCE,
                 guard=LARGE_PROJECT,
                 needs_comment=True,
+                fields=EXTENSION_FIELDS,
+                extends=Deadline(months=p.extension_months_large),
             ),
-            T("approve_extension", "extension_review", "extended_small", otherwise=True, needs_comment=True),
-            T("refuse_extension", "extension_review", "completed", needs_comment=True),
+            T(
+                "extend",
+                "completed",
+                "completed",
+                by=COUNTY_FINANCE,
+                otherwise=True,
+                needs_comment=True,
+                fields=EXTENSION_FIELDS,
+                extends=Deadline(months=p.extension_months_small),
+            ),
             T(
                 "settle",
-                ("completed", "extended_small", "extended_large"),
+                "completed",
                 "settled",
                 guard=RETENTION_CAP,
                 fields=(
                     Field("settled_amount", "结算金额", kind="money", min_value=1),
                     Field("retention", "质保金", kind="money", min_value=0),
                     Field("settled_on", "结算决算日期", kind="date"),
+                    *optional(DISBURSEMENT_FIELDS),
                 ),
             ),
             T(
@@ -189,16 +193,13 @@ def build(p: Policy) -> Workflow:
                 ),
             ),
             T("register", "handed_over", "registered", guard=HOUSEHOLD_CLASS, fields=REGISTER_FIELDS),
-            T("acknowledge", "registered", "township_feedback"),
-            T("acknowledge", "township_feedback", "village_feedback"),
-            T("acknowledge", "village_feedback", "in_operation"),
+            T("acknowledge", "registered", "in_operation"),
         ),
         trigger_labels={
             "start_work": "开工",
             "complete": "完工",
-            "request_extension": "申请延期",
-            "approve_extension": "批准延期",
-            "refuse_extension": "不予延期",
+            "disburse": "登记拨付",
+            "extend": "批准延期",
             "settle": "结算决算",
             "hand_over": "资产移交",
             "register": "登记台账",

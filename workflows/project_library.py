@@ -2,7 +2,9 @@
 
 States and routes follow DOMAIN §2.2. Thresholds, notice days and the department table
 come from the policy of the project's year (``data["year"]``); timers from the policy the
-definition is built with.
+definition is built with. The yearly sweep (8月底前, GZ 二(二)3) is the calendar job
+:func:`workflows.jobs.library_sweep`: it fires ``sweep_due`` on each project due for removal,
+and the county confirms (or keeps) it at 清查待确认.
 """
 
 from __future__ import annotations
@@ -187,7 +189,7 @@ ENTRY_GATE = (
     ),
     has_text("has_assessment", "开展评估论证", "assessment", "未开展评估论证 (no assessment)"),
 )
-"""GZ 二(二)2: 不符合入库要求的项目不得入库 — enforced at 县审定, shown at every review step."""
+"""GZ 二(二)2: 不符合入库要求的项目不得入库 — enforced at 县审定, shown (advisory) at every other review step."""
 
 
 def _submittable(ctx: GuardContext) -> list[str]:
@@ -255,8 +257,6 @@ def build(p: Policy) -> Workflow:
         working_days=p.review_working_days, remind=p.review_remind_days, escalate_to=COUNTY_APPROVER
     )
     assessment = (Field("assessment", "评估论证意见", max_length=2000),)
-    # 已入库 carries a 县农牧农村局 task (纳入年度计划 or 清除): engine `by=` roles are checked
-    # against the instance's path, which a department membership never prefixes.
     return Workflow(
         key=KEY,
         version=1,
@@ -273,18 +273,19 @@ def build(p: Policy) -> Workflow:
                 timer=Deadline(days=p.village_notice_days, on_expiry="notice_ended"),
             ),
             State(
-                "township_review", "乡镇审核", actor=TOWNSHIP_REVIEWER, checklist=ENTRY_GATE, deadline=review
+                "township_review", "乡镇审核", actor=TOWNSHIP_REVIEWER, advisory=ENTRY_GATE, deadline=review
             ),
             State(
                 "department_review",
                 "行业部门审查",
                 actor=COUNTY_DEPARTMENT_REVIEWER,
                 checklist=(DEPARTMENT_CHECKS,),
+                advisory=ENTRY_GATE,
                 countersign=Countersign(parties=departments_for),
                 deadline=review,
             ),
-            State("prefecture_assessment", "州级评估论证", actor=PREFECTURE_BUREAU, checklist=ENTRY_GATE),
-            State("province_assessment", "省级提级论证", actor=PROVINCE, checklist=ENTRY_GATE),
+            State("prefecture_assessment", "州级评估论证", actor=PREFECTURE_BUREAU, advisory=ENTRY_GATE),
+            State("province_assessment", "省级提级论证", actor=PROVINCE, advisory=ENTRY_GATE),
             State(
                 "county_approval",
                 "县级审定",
@@ -298,13 +299,13 @@ def build(p: Policy) -> Workflow:
                 "县级公告",
                 timer=Deadline(days=p.county_notice_days, on_expiry="notice_ended"),
             ),
+            State("in_library", "已入库", actor=COUNTY_APPROVER),
             State(
-                "in_library",
-                "已入库",
+                "sweep_review",
+                "清查待确认",
                 actor=COUNTY_APPROVER,
-                timer=Deadline(months=12 * p.sweep_years, on_expiry="sweep_due"),
+                deadline=Deadline(annual=(p.sweep_by.month, p.sweep_by.day), remind=(7,)),
             ),
-            State("sweep_review", "清查待确认", actor=COUNTY_APPROVER),
             State("in_annual_plan", "已纳入年度计划", final=True),
             State("removed", "已清除出库", final=True),
             State("rejected", "不予入库", final=True),

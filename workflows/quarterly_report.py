@@ -1,7 +1,9 @@
 """东西部协作季度统计 (quarterly collaboration report) [GZ 附件2 八: 一季一统计一通报; DOMAIN §10].
 
 drafting → submitted → reviewed → published. Each county reports its cumulative figures
-for the year; :func:`progress` compares them with the year's county targets.
+for the year; :func:`progress` compares them with the year's county targets. The calendar
+job :func:`workflows.jobs.quarterly_reports` opens each quarter's report, with its due date,
+for every county that has not started one.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def build(p: Policy) -> Workflow:
         start_fields=(
             YEAR_FIELD,
             Field("quarter", "季度", kind="choice", choices=("1", "2", "3", "4")),
+            Field("due_on", "报送截止日期", kind="date", required=False),
             *figures,
         ),
         description="一季一统计一通报 (GZ 附件2 八)",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from engine.errors import GuardFailed
-from engine.store.models import DeadlineRow
+from engine.errors import Forbidden, GuardFailed, InvalidForm
+from engine.store.models import DeadlineRow, Notification, Task
+from tests.conftest import T0
 from workflows import policy
 from workflows.demo import DEMO_COUNTY, DEMO_VILLAGE, dept_code
 from workflows.plan_filing import industry_share_reasons
@@ -43,42 +44,22 @@ DELIVERY_ROUTES = {
             ("acknowledge", "dept_agriculture", None),
             ("acknowledge", "dept_organisation", None),
             ("acknowledge", "dept_transport", None),
-            ("acknowledge", "township", None),
-            ("acknowledge", "applicant", None),
         ],
         [
             *("planned", "implementing", "completed", "settled", "handed_over"),
-            *("registered", "registered", "registered"),
-            *("township_feedback", "village_feedback", "in_operation"),
+            *("registered", "registered", "registered", "in_operation"),
         ],
     ),
-    "large project extended six months": (
-        {**DELIVERY_START, "project_size": "大型"},
+    "disbursements recorded while implementing, then settled": (
+        {**DELIVERY_START, "allocated": "100"},
         [
-            *TO_COMPLETED,
-            ("request_extension", "applicant", {"extension_reason": "审计决算未完成"}),
-            ("approve_extension", "county_finance", None),
-            ("settle", "applicant", SETTLE),
+            ("start_work", "applicant", {"started_on": "2025-06-01"}),
+            ("disburse", "applicant", {"disbursed_total": "30", "disbursed_on": "2025-06-10"}),
+            ("disburse", "applicant", {"disbursed_total": "60", "disbursed_on": "2025-06-20"}),
+            ("complete", "applicant", {"completed_on": "2025-06-30"}),
+            ("settle", "applicant", {**SETTLE, "disbursed_total": "97", "disbursed_on": "2025-07-01"}),
         ],
-        ["planned", "implementing", "completed", "extension_review", "extended_large", "settled"],
-    ),
-    "small project extended two months": (
-        DELIVERY_START,
-        [
-            *TO_COMPLETED,
-            ("request_extension", "applicant", {"extension_reason": "结算资料补正"}),
-            ("approve_extension", "county_finance", None),
-        ],
-        ["planned", "implementing", "completed", "extension_review", "extended_small"],
-    ),
-    "extension refused": (
-        DELIVERY_START,
-        [
-            *TO_COMPLETED,
-            ("request_extension", "applicant", {"extension_reason": "人手不足"}),
-            ("refuse_extension", "county_finance", None),
-        ],
-        ["planned", "implementing", "completed", "extension_review", "completed"],
+        ["planned", "implementing", "implementing", "implementing", "completed", "settled"],
     ),
 }
 
@@ -96,6 +77,55 @@ def _breach(sessions, iid, state):
                 DeadlineRow.instance_id == iid, DeadlineRow.state == state, DeadlineRow.kind == "breach"
             )
         ).one()
+
+
+def test_township_and_village_are_told_of_the_registered_asset(drive, sessions, world):
+    form, steps, _ = DELIVERY_ROUTES["settled, handed over, registered and routed"]
+    iid, _ = drive("project_delivery", DEMO_VILLAGE, "applicant", form, steps[:5])
+    with sessions() as s:
+        told = s.scalars(
+            select(Notification.user_id).where(
+                Notification.instance_id == iid, Notification.kind == "entered"
+            )
+        ).all()
+        tasks = s.scalars(select(Task.party).where(Task.instance_id == iid, Task.state == "registered")).all()
+    assert sorted(told) == sorted([world.users["township"].id, world.users["applicant"].id])
+    assert sorted(tasks) == ["agriculture", "organisation", "transport"]
+
+
+@pytest.mark.parametrize(
+    ("size", "extended_due"),
+    [("中小型", "2025-10-06T15:59:59+00:00"), ("大型", "2026-02-06T15:59:59+00:00")],
+)
+def test_extension_moves_the_settlement_clock_from_its_due_time(drive, sessions, size, extended_due):
+    """N 财建〔2016〕503号: 2 (中小型) or 6 (大型) months more, counted from the current due date."""
+    extend = ("extend", "county_finance", {"extension_reason": "审计决算未完成"})
+    iid, trail = drive(
+        "project_delivery",
+        DEMO_VILLAGE,
+        "applicant",
+        {**DELIVERY_START, "project_size": size},
+        [*TO_COMPLETED, extend],
+    )
+    assert trail[-2:] == ["completed", "completed"]
+    with sessions() as s:
+        task = s.scalars(select(Task).where(Task.instance_id == iid, Task.status == "open")).one()
+        reminders = s.scalars(
+            select(DeadlineRow.due_at).where(DeadlineRow.instance_id == iid, DeadlineRow.kind == "remind")
+        ).all()
+    assert _breach(sessions, iid, "completed").due_at.isoformat() == extended_due
+    assert task.due_at.isoformat() == extended_due
+    assert all(r.isoformat() > "2025-08-06" for r in reminders)
+
+
+def test_only_the_finance_bureau_extends_and_with_a_reason(drive, runtime, sessions, actor):
+    iid, _ = drive("project_delivery", DEMO_VILLAGE, "applicant", DELIVERY_START, TO_COMPLETED)
+    with sessions.begin() as s, pytest.raises(Forbidden):
+        runtime.fire(
+            s, iid, "extend", actor("applicant"), now=T0, form={"extension_reason": "x"}, comment="x"
+        )
+    with sessions.begin() as s, pytest.raises(InvalidForm):
+        runtime.fire(s, iid, "extend", actor("county_finance"), now=T0, form={"extension_reason": "x"})
 
 
 def test_settlement_is_due_three_calendar_months_after_completion(drive, sessions):
@@ -186,7 +216,7 @@ FILING_ROUTES = {
         [
             ("file", "county_approver", None),
             ("start_review", "pref_bureau", None),
-            ("list_issues", "expert", {"issues": "3个项目未开展评估论证"}),
+            ("list_issues", "expert", {"issues": "3个项目未开展评估论证", "rectify_by": "2025-06-30"}),
             ("acknowledge", "county_approver", None),
             ("refile", "county_approver", {"central_industry": "5500"}),
             ("start_review", "pref_bureau", None),
@@ -211,6 +241,37 @@ def test_filing_route(name, drive):
     steps, expected = FILING_ROUTES[name]
     unit = dept_code(DEMO_COUNTY, "agriculture")
     assert drive("plan_filing", unit, "county_approver", FILING_START, steps)[1] == expected
+
+
+def test_filing_review_is_due_by_october_31_and_refiling_by_the_date_entered(drive, sessions):
+    unit = dept_code(DEMO_COUNTY, "agriculture")
+    steps = FILING_ROUTES["issues listed, rectified and refiled"][0]
+    filed, _ = drive("plan_filing", unit, "county_approver", FILING_START, steps[:2])
+    listed, _ = drive("plan_filing", unit, "county_approver", FILING_START, steps[:4])
+    assert _breach(sessions, filed, "under_review").due_at.isoformat() == "2025-10-31T15:59:59+00:00"
+    rectifying = _breach(sessions, listed, "rectifying")
+    assert (rectifying.due_at.isoformat(), rectifying.escalate_to) == (
+        "2025-06-30T15:59:59+00:00",
+        "prefecture_bureau",
+    )
+
+
+def test_each_rectification_item_has_its_own_deadline(drive, sessions):
+    unit = dept_code(DEMO_COUNTY, "agriculture")
+    items = [("未开展评估论证", "2025-06-15"), ("负面清单项目(重新安排等额资金)", "2025-07-31")]
+    ids = [
+        drive(
+            "rectification_item",
+            unit,
+            "expert",
+            {"year": 2025, "kind": kind, "item": f"问题: {kind}", "rectify_by": by},
+            [("report", "county_approver", {"measures": "已整改"}), ("verify", "pref_bureau", None)][:n],
+        )
+        for n, (kind, by) in enumerate(items)
+    ]
+    assert [trail for _, trail in ids] == [["rectifying"], ["rectifying", "verifying"]]
+    assert _breach(sessions, ids[0][0], "rectifying").due_at.isoformat() == "2025-06-15T15:59:59+00:00"
+    assert _breach(sessions, ids[1][0], "rectifying").due_at.isoformat() == "2025-07-31T15:59:59+00:00"
 
 
 def test_filing_cannot_be_accepted_below_the_industry_share(drive):

@@ -12,7 +12,13 @@ from engine.store.models import DeadlineRow, Instance, Task
 from tests.conftest import T0
 from workflows import policy
 from workflows.demo import DEMO_VILLAGE
-from workflows.project_library import DEPARTMENT_FIELDS, TOWNSHIP_FIELDS, departments_for, priorities
+from workflows.project_library import (
+    DEPARTMENT_FIELDS,
+    ENTRY_GATE,
+    TOWNSHIP_FIELDS,
+    departments_for,
+    priorities,
+)
 
 TOWNSHIP_OK = {f.name: True for f in TOWNSHIP_FIELDS}
 DEPT_OK = {f.name: True for f in DEPARTMENT_FIELDS if f.kind == "bool"}
@@ -274,6 +280,30 @@ def test_entry_gate_holds_at_county_approval(drive, runtime, sessions, actor):
         inst = s.get(Instance, iid)
         failing = [c.name for c in runtime.checklist(s, inst, T0) if c.reasons]
     assert failing == ["not_on_negative_list", "has_performance_targets", "has_assessment"]
+
+
+@pytest.mark.parametrize(
+    ("steps", "enforced"),
+    [
+        (TO_TOWNSHIP, []),
+        ([*TO_TOWNSHIP, *TOWNSHIP_PASS], ["department_checks"]),
+        (
+            [*TO_TOWNSHIP, *TOWNSHIP_PASS, ("approve", "dept_agriculture", DEPT_OK)],
+            [g.name for g in ENTRY_GATE],
+        ),
+    ],
+    ids=["township_review", "department_review", "county_approval"],
+)
+def test_entry_gate_is_shown_at_every_review_step_and_enforced_at_county_approval(
+    drive, runtime, sessions, steps, enforced
+):
+    iid, _ = drive("project_library", DEMO_VILLAGE, "applicant", project_form(performance_target=""), steps)
+    with sessions() as s:
+        items = runtime.checklist(s, s.get(Instance, iid), T0)
+    shown = {c.name: c.enforced for c in items}
+    assert {g.name for g in ENTRY_GATE} <= set(shown)
+    assert sorted(n for n, e in shown.items() if e) == sorted(enforced)
+    assert next(c for c in items if c.name == "has_performance_targets").reasons
 
 
 def test_submit_needs_funds(runtime, sessions, actor, world):

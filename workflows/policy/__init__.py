@@ -86,11 +86,12 @@ class Policy:
     review_remind_days: tuple[int, ...]
     sweep_years: int
     sweep_by: MonthDay
+    sweep_opens: MonthDay
     filing_review_by: MonthDay
+    filing_review_opens: MonthDay
     industry_share_central: Decimal
     industry_share_provincial: Decimal
     industry_share_excluded: tuple[str, ...]
-    rectification_days: int
     settlement_months: int
     handover_days: int
     extension_months_small: int
@@ -100,6 +101,13 @@ class Policy:
     retention_release_max_years: int
     prefecture_supervision_min: int
     milestones: tuple[Milestone, ...]
+    dispatch_day: int
+    stale_progress_days: int
+    disbursement_stale_days: int
+    inspection_min_problems: int
+    quarterly_open_day: int
+    quarterly_due_days: int
+    job_hour: int
     ranking_deductions: tuple[int, ...]
     party_meeting_present_min: Fraction
     party_meeting_pass_over: Fraction
@@ -327,6 +335,9 @@ def parse(raw: Mapping[str, Any], where: str) -> Policy:
     dlv = r.get(raw, "", "delivery") or {}
     spd = r.get(raw, "", "spending") or {}
     rnk = r.get(raw, "", "ranking") or {}
+    dsp = r.get(raw, "", "dispatch") or {}
+    qtr = r.get(raw, "", "quarterly") or {}
+    jobs = r.get(raw, "", "jobs") or {}
     dlb = r.get(raw, "", "deliberation") or {}
     dep = r.get(raw, "", "departments") or {}
 
@@ -377,11 +388,12 @@ def parse(raw: Mapping[str, Any], where: str) -> Policy:
         review_remind_days=tuple(remind),
         sweep_years=r.integer(lib, "library.", "sweep_years", minimum=1),
         sweep_by=r.month_day(lib, "library.", "sweep_by"),
+        sweep_opens=r.month_day(lib, "library.", "sweep_opens"),
         filing_review_by=r.month_day(fil, "filing.", "review_by"),
+        filing_review_opens=r.month_day(fil, "filing.", "review_opens"),
         industry_share_central=r.percent(fil, "filing.", "industry_share_central_percent"),
         industry_share_provincial=r.percent(fil, "filing.", "industry_share_provincial_percent"),
         industry_share_excluded=excluded,
-        rectification_days=r.integer(fil, "filing.", "rectification_days", minimum=1),
         settlement_months=r.integer(dlv, "delivery.", "settlement_months", minimum=1),
         handover_days=r.integer(dlv, "delivery.", "handover_days", minimum=1),
         extension_months_small=r.integer(dlv, "delivery.", "extension_months_small", minimum=1),
@@ -391,6 +403,13 @@ def parse(raw: Mapping[str, Any], where: str) -> Policy:
         retention_release_max_years=r.integer(dlv, "delivery.", "retention_release_max_years", minimum=1),
         prefecture_supervision_min=r.money(dlv, "delivery.", "prefecture_supervision_min_wan"),
         milestones=_milestones(r, r.get(spd, "spending.", "milestones")),
+        dispatch_day=r.integer(dsp, "dispatch.", "day", minimum=1),
+        stale_progress_days=r.integer(dsp, "dispatch.", "stale_progress_days", minimum=1),
+        disbursement_stale_days=r.integer(dsp, "dispatch.", "disbursement_stale_days", minimum=1),
+        inspection_min_problems=r.integer(dsp, "dispatch.", "inspection_min_problems", minimum=1),
+        quarterly_open_day=r.integer(qtr, "quarterly.", "open_day", minimum=1),
+        quarterly_due_days=r.integer(qtr, "quarterly.", "due_days_after_quarter", minimum=1),
+        job_hour=r.integer(jobs, "jobs.", "hour"),
         ranking_deductions=tuple(r.fen(v, f"ranking.deductions_wan[{i}]") for i, v in enumerate(deductions)),
         party_meeting_present_min=r.fraction(dlb, "deliberation.", "party_meeting_present_min"),
         party_meeting_pass_over=r.fraction(dlb, "deliberation.", "party_meeting_pass_over"),
@@ -413,6 +432,21 @@ def parse(raw: Mapping[str, Any], where: str) -> Policy:
         r.fault("library.province_assessment_above_wan", "must not be below prefecture_assessment_min_wan")
     if policy.extension_months_large < policy.extension_months_small:
         r.fault("delivery.extension_months_large", "must not be below extension_months_small")
+    if policy.dispatch_day > 28:
+        r.fault("dispatch.day", f"must be 1–28 so that every month has it, not {policy.dispatch_day}")
+    if policy.quarterly_open_day > 30:
+        r.fault(
+            "quarterly.open_day",
+            f"must be 1–30 so that every quarter's last month has it, not {policy.quarterly_open_day}",
+        )
+    if policy.job_hour > 23:
+        r.fault("jobs.hour", f"must be 0–23, not {policy.job_hour}")
+    for opens, by, at in (
+        (policy.filing_review_opens, policy.filing_review_by, "filing.review_opens"),
+        (policy.sweep_opens, policy.sweep_by, "library.sweep_opens"),
+    ):
+        if (opens.month, opens.day) > (by.month, by.day):
+            r.fault(at, "must not be after the date it opens for")
     if policy.retention_release_max_years < policy.retention_release_years:
         r.fault("delivery.retention_release_max_years", "must not be below retention_release_years")
     if r.faults:
