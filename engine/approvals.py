@@ -53,12 +53,12 @@ class ApprovalActions:
         """The open task and its (locked) instance, if the actor can see it; otherwise NotFound."""
         task = session.get(Task, task_id)
         if task is None:
-            raise NotFound(f"task {task_id} not found")
+            raise NotFound(f"任务不存在 (task {task_id} not found)")
         inst = self.instance(session, task.instance_id, actor, lock=True)
         query = select(Task).where(Task.id == task_id).execution_options(populate_existing=True)
         task = session.scalars(query.with_for_update() if is_postgres(session) else query).one()
         if task.status != tasks.OPEN:
-            raise NotPossible(f"task {task_id} is already {task.status}")
+            raise NotPossible(f"任务已结束 (task {task_id} is already {task.status})")
         self._check_live(inst)
         return task, inst
 
@@ -67,11 +67,15 @@ class ApprovalActions:
         """The membership by which ``actor`` may work ``task``: the right role and unit, not someone else's claim."""
         membership = actor.holding(task.role, task.org_path)
         if membership is None:
-            raise Forbidden("you hold no role that works this task")
+            raise Forbidden("您没有办理此任务的岗位 (you hold no role that works this task)")
         if task.delegated_by_id is not None and task.assignee_id == actor.user_id:
-            raise Forbidden("this task was delegated to you (委派): give your opinion and hand it back")
+            raise Forbidden(
+                "此任务为委派给您的任务，请填写意见后交回 (this task was delegated to you: give your opinion and hand it back)"
+            )
         if task.assignee_id not in (None, actor.user_id, membership.principal_id):
-            raise Forbidden(f"this task is claimed by {task.assignee.display_name} (已被他人签收)")
+            raise Forbidden(
+                f"已被他人签收: {task.assignee.display_name} (this task is claimed by {task.assignee.display_name})"
+            )
         return membership
 
     def _record(
@@ -92,7 +96,9 @@ class ApprovalActions:
         try:
             session.flush()
         except StaleDataError:
-            raise Conflict(f"instance {instance_id} was changed by someone else: reload and retry") from None
+            raise Conflict(
+                f"事项已被他人修改，请刷新后重试 (instance {instance_id} was changed by someone else: reload and retry)"
+            ) from None
         return audit.append(
             session,
             audit.instance_stream(inst.id),
@@ -115,7 +121,7 @@ class ApprovalActions:
         wf: Workflow = self.definition(inst).workflow
         membership = actor.overseeing(wf.supervisor_role, inst.org_path) if wf.supervisor_role else None
         if membership is None:
-            raise Forbidden(f"{what} needs the supervising role of '{wf.title}'")
+            raise Forbidden(f"{what}需要「{wf.title}」的监管岗位 (needs the supervising role of '{wf.key}')")
         return membership
 
     @staticmethod
@@ -145,7 +151,7 @@ class ApprovalActions:
         task, inst = self._task(session, task_id, actor)
         membership = self._worker(actor, task)
         if task.assignee_id is not None:
-            raise NotPossible("you have already claimed this task (已签收)")
+            raise NotPossible("您已签收此任务 (you have already claimed this task)")
         task.assignee_id = actor.user_id
         self._record(session, inst, "claim", actor, now, membership=membership, detail={"task_id": task.id})
         return task
@@ -155,7 +161,7 @@ class ApprovalActions:
         task, inst = self._task(session, task_id, actor)
         membership = self._worker(actor, task)
         if task.assignee_id is None:
-            raise NotPossible("this task is not claimed (未签收)")
+            raise NotPossible("此任务尚未签收 (this task is not claimed)")
         task.assignee_id = None
         self._record(session, inst, "unclaim", actor, now, membership=membership, detail={"task_id": task.id})
         return task
@@ -231,7 +237,7 @@ class ApprovalActions:
         """委派办理完毕: the delegate returns the task, with their opinion, to the delegator who decides."""
         task, inst = self._task(session, task_id, actor)
         if task.delegated_by_id is None or task.assignee_id != actor.user_id:
-            raise Forbidden("this task was not delegated to you")
+            raise Forbidden("此任务不是委派给您的 (this task was not delegated to you)")
         opinion = _require_comment(comment, "委派意见")
         task.assignee_id, task.delegated_by_id = task.delegated_by_id, None
         self._notify_task(
@@ -254,9 +260,11 @@ class ApprovalActions:
             task.org_path.startswith(m.org_path) and task.org_path != m.org_path for m in actor.memberships
         )
         if actor.holding(task.role, task.org_path) is not None and task.assignee_id in (None, actor.user_id):
-            raise NotPossible("this task is yours to work, not to urge")
+            raise NotPossible("这是您自己的待办，无需催办 (this task is yours to work, not to urge)")
         if actor.user_id != inst.started_by_id and acted_before is None and not above:
-            raise Forbidden("only the starter, an earlier handler or a unit above may urge (催办)")
+            raise Forbidden(
+                "只有发起人、经办人或上级单位可以催办 (only the starter, an earlier handler or a unit above may urge)"
+            )
         task.urge_count += 1
         self._notify_task(
             session,
@@ -302,7 +310,7 @@ class ApprovalActions:
         """恢复: clocks restart with the time they had left; due dates move by the time suspended."""
         inst = self.instance(session, instance_id, actor, lock=True)
         if inst.status != SUSPENDED:
-            raise NotPossible(f"instance {inst.id} is not suspended")
+            raise NotPossible(f"事项未挂起 (instance {inst.id} is not suspended)")
         membership = self._supervisor(inst, actor, "恢复 (resume)")
         paused = now - inst.suspended_at
         for row in session.scalars(
@@ -338,9 +346,11 @@ class ApprovalActions:
         self._check_live(inst)
         wf: Workflow = self.definition(inst).workflow
         if inst.previous_state is None or inst.previous_actor_id != actor.user_id:
-            raise Forbidden("only the person who submitted it may withdraw it (撤回)")
+            raise Forbidden("只有提交人可以撤回 (only the person who submitted it may withdraw it)")
         if not wf.state(inst.previous_state).withdrawable:
-            raise NotPossible(f"'{wf.state(inst.previous_state).label}' does not allow withdrawal")
+            raise NotPossible(
+                f"「{wf.state(inst.previous_state).label}」环节不允许撤回 ('{inst.previous_state}' does not allow withdrawal)"
+            )
         acted = session.scalars(
             select(Task.id).where(
                 Task.instance_id == inst.id,
@@ -366,7 +376,7 @@ class ApprovalActions:
     def _countersign_state(self, inst: Instance) -> State:
         state = self.definition(inst).workflow.state(inst.state)
         if state.countersign is None:
-            raise NotPossible(f"'{state.label}' is not a countersign step (非会签节点)")
+            raise NotPossible(f"「{state.label}」不是会签环节 ('{state.name}' is not a countersign step)")
         return state
 
     def add_signer(
@@ -410,7 +420,9 @@ class ApprovalActions:
         if party not in open_parties:
             raise InvalidForm({"party": f"'{party}' 没有待签任务 (has no pending signature)"})
         if len(open_parties) == 1:
-            raise NotPossible("cannot remove the last pending signer: sign or return instead")
+            raise NotPossible(
+                "不能减去最后一个待签单位，请签署或退回 (cannot remove the last pending signer: sign or return instead)"
+            )
         task = open_parties[party]
         task.status, task.outcome, task.closed_at, task.closed_by_id = (
             "cancelled",

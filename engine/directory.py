@@ -6,7 +6,10 @@ salted hashes (werkzeug's scrypt); the plain text is never kept.
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -150,3 +153,105 @@ def unit_by_code(session: Session, code: str) -> OrgUnit:
     if unit is None:
         raise NotFound(f"org unit '{code}' not found")
     return unit
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """The outcome of a login attempt: the user when it succeeded; ``locked`` when refused for lockout."""
+
+    user: User | None
+    locked: bool = False
+
+
+def authenticate(
+    session: Session,
+    username: str,
+    password: str,
+    *,
+    now: datetime,
+    max_failures: int = 5,
+    lock_minutes: int = 15,
+) -> LoginResult:
+    """Check a password, counting failures: after ``max_failures`` in a row the account locks for a while.
+
+    A locked account is refused even with the right password until the lock ends. Locks and
+    successful logins are audited on the directory stream.
+    """
+    user = session.scalars(select(User).where(User.username == username)).one_or_none()
+    if user is None or not user.active:
+        return LoginResult(None)
+    if user.locked_until is not None and user.locked_until > now:
+        return LoginResult(None, locked=True)
+    if check_password(user, password):
+        user.failed_logins, user.locked_until = 0, None
+        audit.append(session, STREAM, at=now, action="login", actor_name=user.username, actor_id=user.id)
+        return LoginResult(user)
+    user.failed_logins = (user.failed_logins or 0) + 1
+    if user.failed_logins < max_failures:
+        return LoginResult(None)
+    user.failed_logins, user.locked_until = 0, now + timedelta(minutes=lock_minutes)
+    audit.append(
+        session,
+        STREAM,
+        at=now,
+        action="lock",
+        actor_name="SYSTEM",
+        detail={"user": user.username, "until": user.locked_until.isoformat()},
+    )
+    return LoginResult(None, locked=True)
+
+
+def token_hash(token: str) -> str:
+    """API tokens are stored only as their SHA-256."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_api_token(session: Session, user: User, *, now: datetime, by: str = "SYSTEM") -> str:
+    """A new API token for ``user`` (replacing any earlier one); only its hash is kept, so show it once."""
+    token = secrets.token_urlsafe(32)
+    user.api_token_hash = token_hash(token)
+    audit.append(
+        session, STREAM, at=now, action="issue_api_token", actor_name=by, detail={"user": user.username}
+    )
+    return token
+
+
+def user_by_token(session: Session, token: str) -> User | None:
+    user = session.scalars(select(User).where(User.api_token_hash == token_hash(token))).one_or_none()
+    return user if user is not None and user.active else None
+
+
+def revoke(session: Session, membership: RoleMembership, *, now: datetime, by: str = "SYSTEM") -> None:
+    """Take a role away (撤销岗位)."""
+    audit.append(
+        session,
+        STREAM,
+        at=now,
+        action="revoke",
+        actor_name=by,
+        org_unit_id=membership.org_unit_id,
+        detail={"user_id": membership.user_id, "role": membership.role},
+    )
+    session.delete(membership)
+    session.flush()
+
+
+def deactivate(session: Session, user: User, *, now: datetime, by: str = "SYSTEM") -> None:
+    """Disable a user (停用): they can no longer log in, use a token or act; their history stays."""
+    user.active, user.api_token_hash = False, None
+    audit.append(session, STREAM, at=now, action="deactivate", actor_name=by, detail={"user": user.username})
+
+
+def end_substitute(session: Session, row: Substitute, *, now: datetime, by: str = "SYSTEM") -> None:
+    """End an acting period (结束代理) now, if it has not ended already."""
+    if row.ends_at <= now:
+        raise InvalidForm({"ends_at": "代理已结束 (the acting period has already ended)"})
+    row.ends_at = max(now, row.starts_at)
+    audit.append(
+        session,
+        STREAM,
+        at=now,
+        action="end_substitute",
+        actor_name=by,
+        detail={"user_id": row.user_id, "substitute_id": row.substitute_id},
+    )

@@ -115,7 +115,7 @@ class Runtime(ApprovalActions):
             query = query.with_for_update()
         inst = session.scalars(query).one_or_none()
         if inst is None or not actor.sees(inst.org_path):
-            raise NotFound(f"instance {instance_id} not found")
+            raise NotFound(f"事项不存在 (instance {instance_id} not found)")
         return inst
 
     def definition(self, inst: Instance) -> Compiled:
@@ -190,12 +190,14 @@ class Runtime(ApprovalActions):
         wf = self.registry.get(key, version).workflow
         unit = session.get(OrgUnit, org_unit_id)
         if unit is None or not actor.sees(unit.path):
-            raise NotFound(f"org unit {org_unit_id} not found")
+            raise NotFound(f"单位不存在 (org unit {org_unit_id} not found)")
         membership = None
         if not actor.is_system:
             membership = actor.overseeing(wf.start_role, unit.path) if wf.start_role else None
             if membership is None:
-                raise Forbidden(f"starting '{wf.title}' needs role '{wf.start_role}' at '{unit.name}'")
+                raise Forbidden(
+                    f"无权在{unit.name}发起{wf.title} (starting '{wf.title}' needs role '{wf.start_role}' at '{unit.name}')"
+                )
         values = forms.parse(wf.start_fields, form)
         return self._create(
             session, wf, unit, values, actor, Authority(None, membership), now, idempotency_key
@@ -286,7 +288,9 @@ class Runtime(ApprovalActions):
         wf = compiled.workflow
         branches = wf.transitions_from(inst.state, trigger)
         if not branches:
-            raise NotPossible(f"'{wf.label_of(trigger)}' is not possible at '{wf.state(inst.state).label}'")
+            raise NotPossible(
+                f"当前环节「{wf.state(inst.state).label}」不能{wf.label_of(trigger)} ('{trigger}' is not possible at '{inst.state}')"
+            )
         state = wf.state(inst.state)
         authority = self._authorise(session, inst, state, branches[0], actor)
         values = forms.parse({f.name: f for b in branches for f in b.fields}.values(), form)
@@ -338,7 +342,9 @@ class Runtime(ApprovalActions):
         try:
             session.flush()
         except StaleDataError:
-            raise Conflict(f"instance {instance_id} was changed by someone else: reload and retry") from None
+            raise Conflict(
+                f"事项已被他人修改，请刷新后重试 (instance {instance_id} was changed by someone else: reload and retry)"
+            ) from None
         event = audit.append(
             session,
             audit.instance_stream(inst.id),
@@ -382,9 +388,9 @@ class Runtime(ApprovalActions):
     @staticmethod
     def _check_live(inst: Instance) -> None:
         if inst.status == SUSPENDED:
-            raise NotPossible(f"instance {inst.id} is suspended (已挂起): resume it first")
+            raise NotPossible(f"事项已挂起，请先恢复 (instance {inst.id} is suspended: resume it first)")
         if inst.status != ACTIVE:
-            raise NotPossible(f"instance {inst.id} has ended ({inst.status})")
+            raise NotPossible(f"事项已办结 (instance {inst.id} has ended: {inst.status})")
 
     def _authorise(
         self, session: Session, inst: Instance, state: State, branch: Transition, actor: Actor
@@ -398,11 +404,13 @@ class Runtime(ApprovalActions):
             )
         role = branch.by or state.actor
         if role is None or self.registry.roles[role].read_only:
-            raise Forbidden(f"no one may do this at '{state.label}'")
+            raise Forbidden(f"「{state.label}」环节无人可办理此操作 (no one may do this at '{state.name}')")
         if branch.by is not None:
             membership = actor.overseeing(role, inst.org_path)
             if membership is None:
-                raise Forbidden(f"this needs role '{self.registry.roles[role].label}' over this instance")
+                raise Forbidden(
+                    f"需要「{self.registry.roles[role].label}」岗位 (this needs role '{role}' over this instance)"
+                )
             return Authority(None, membership)
         taken_by_other = None
         for task in session.scalars(
@@ -419,15 +427,21 @@ class Runtime(ApprovalActions):
             if membership is None:
                 continue
             if task.delegated_by_id is not None and task.assignee_id == actor.user_id:
-                raise Forbidden("this task was delegated to you (委派): give your opinion and hand it back")
+                raise Forbidden(
+                    "此任务为委派给您的任务，请填写意见后交回 (this task was delegated to you: give your opinion and hand it back)"
+                )
             owner = membership.principal_id or actor.user_id
             if task.assignee_id is not None and task.assignee_id not in (owner, actor.user_id):
                 taken_by_other = task
                 continue
             return Authority(task, membership)
         if taken_by_other is not None:
-            raise Forbidden(f"this task is claimed by {taken_by_other.assignee.display_name} (已被他人签收)")
-        raise Forbidden(f"you hold no open task as '{self.registry.roles[role].label}' at '{state.label}'")
+            raise Forbidden(
+                f"已被他人签收: {taken_by_other.assignee.display_name} (this task is claimed by {taken_by_other.assignee.display_name})"
+            )
+        raise Forbidden(
+            f"您在「{state.label}」环节没有待办（需「{self.registry.roles[role].label}」岗位） (you hold no open task as '{role}' at '{state.name}')"
+        )
 
     @staticmethod
     def _guard_reasons(

@@ -135,7 +135,7 @@ def ancestor_at(session: Session, unit: OrgUnit, kind: str) -> OrgUnit:
         select(OrgUnit).where(OrgUnit.id.in_(unit.ids_on_path), OrgUnit.kind == kind)
     ).all()
     if not found:
-        raise NotPossible(f"'{unit.name}' has no {kind} above it")
+        raise NotPossible(f"{unit.name}没有上级{kind}单位 ('{unit.code}' has no {kind} above it)")
     return max(found, key=lambda u: len(u.path))
 
 
@@ -147,7 +147,7 @@ def department_under(session: Session, anchor: OrgUnit, dept: str) -> OrgUnit:
         )
     ).first()
     if unit is None:
-        raise NotPossible(f"'{anchor.name}' has no department '{dept}'")
+        raise NotPossible(f"{anchor.name}没有{dept}部门 ('{anchor.code}' has no department '{dept}')")
     return unit
 
 

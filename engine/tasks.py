@@ -173,7 +173,7 @@ def extend_clocks(
     ).all()
     ends = [r for r in rows if r.kind in ("breach", "timer")]
     if not ends:
-        raise NotPossible("this step has no running deadline to extend")
+        raise NotPossible("本环节没有可延期的时限 (this step has no running deadline to extend)")
     old = max(r.due_at for r in ends)
     shift = due_at(extension, old, calendar, inst.data) - old
     for row in rows:

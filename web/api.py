@@ -10,17 +10,15 @@ with every reason, or form fields each with its error).
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 from flask_login import current_user
-from sqlalchemy import select
 
-from engine import audit
+from engine import audit, directory
 from engine.errors import InvalidForm
 from engine.runtime import Runtime
-from engine.store.models import Instance, User
+from engine.store.models import Instance
 from engine.tasks import task_queue
 from web import db, diagrams
 from web.auth import csrf
@@ -31,10 +29,6 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 @bp.before_request
 def authenticate():
     if request.endpoint == "api.openapi":
@@ -42,10 +36,8 @@ def authenticate():
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
         with db.sessions()() as s:
-            user = s.scalars(
-                select(User).where(User.api_token_hash == token_hash(header[7:].strip()))
-            ).one_or_none()
-            if user is None or not user.active:
+            user = directory.user_by_token(s, header[7:].strip())
+            if user is None:
                 return _unauthorised()
             g.api_user_id = user.id
         return None

@@ -7,14 +7,12 @@ After ``LOCKOUT_ATTEMPTS`` wrong passwords in a row an account is locked for
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, login_required, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import select
 
 from engine import directory
 from engine.store.models import User
@@ -60,17 +58,6 @@ def _safe_next(target: str | None) -> str:
     return url_for("tasks.queue")
 
 
-def record_attempt(user: User, ok: bool) -> None:
-    """Count a login attempt on ``user``: reset on success, lock after too many failures."""
-    if ok:
-        user.failed_logins, user.locked_until = 0, None
-        return
-    user.failed_logins = (user.failed_logins or 0) + 1
-    if user.failed_logins >= current_app.config["LOCKOUT_ATTEMPTS"]:
-        user.locked_until = db.now() + timedelta(minutes=current_app.config["LOCKOUT_MINUTES"])
-        user.failed_logins = 0
-
-
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if request.method == "GET":
@@ -79,20 +66,20 @@ def login():
     password = request.form.get("password", "")
     error, status, web_user = None, 401, None
     with db.transaction() as s:
-        user = s.scalars(select(User).where(User.username == username)).one_or_none()
-        if user is None or not user.active:
-            error = _("用户名或密码错误")
-        elif user.locked_until is not None and user.locked_until > db.now():
+        result = directory.authenticate(
+            s,
+            username,
+            password,
+            now=db.now(),
+            max_failures=current_app.config["LOCKOUT_ATTEMPTS"],
+            lock_minutes=current_app.config["LOCKOUT_MINUTES"],
+        )
+        if result.user is not None:
+            web_user = WebUser(result.user.id, result.user.username, result.user.display_name)
+        elif result.locked:
             error, status = _("账户已锁定，请15分钟后再试"), 423
         else:
-            ok = directory.check_password(user, password)
-            record_attempt(user, ok)
-            if ok:
-                web_user = WebUser(user.id, user.username, user.display_name)
-            elif user.locked_until is not None:
-                error, status = _("账户已锁定，请15分钟后再试"), 423
-            else:
-                error = _("用户名或密码错误")
+            error = _("用户名或密码错误")
     if web_user is None:
         return render_template("login.html", username=username, error=error), status
     login_user(web_user)

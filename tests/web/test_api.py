@@ -5,10 +5,10 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from sqlalchemy import update
 
+from engine import directory
 from engine.store.models import User
-from web.api import token_hash
+from tests.conftest import T0
 
 
 @pytest.fixture
@@ -16,11 +16,8 @@ def api(app, world, sessions):
     """``api("town_a1")``: a client sending that user's bearer token."""
 
     def make(name: str):
-        token = f"token-{name}"
         with sessions.begin() as s:
-            s.execute(
-                update(User).where(User.id == world.u[name].id).values(api_token_hash=token_hash(token))
-            )
+            token = directory.issue_api_token(s, s.get(User, world.u[name].id), now=T0)
         client = app.test_client()
         client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
         return client
