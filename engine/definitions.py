@@ -149,7 +149,8 @@ class Transition:
     straight back to the step that returned it (退回后直送退回节点). ``choice`` branches of one
     trigger are picked by the actor naming the destination (驳回到指定节点). ``extends`` makes
     a transition that stays in its step and moves the step's running clocks later by that
-    much, counted from the current due time (延期).
+    much, counted from the current due time (延期). ``bulk`` lets a queue fire it on many
+    instances at once (批量审批); such a transition asks for no fields, reason or choice.
     """
 
     trigger: str
@@ -165,6 +166,7 @@ class Transition:
     back_to_returner: bool = False
     choice: bool = False
     extends: Deadline | None = None
+    bulk: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.sources, str):

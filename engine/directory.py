@@ -255,3 +255,13 @@ def end_substitute(session: Session, row: Substitute, *, now: datetime, by: str 
         actor_name=by,
         detail={"user_id": row.user_id, "substitute_id": row.substitute_id},
     )
+
+
+LOCALES = ("zh", "en")
+
+
+def set_locale(session: Session, user: User, locale: str) -> None:
+    """The user's interface language (zh-CN by default, or English)."""
+    if locale not in LOCALES:
+        raise InvalidForm({"locale": f"不支持的语言 (unsupported language): {locale}"})
+    user.locale = locale

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from engine.store.models import Notification
@@ -37,3 +38,33 @@ def queue(
     )
     session.add(note)
     return note
+
+
+def inbox(session: Session, user_id: int, *, limit: int = 50) -> list[Notification]:
+    """我的消息: the user's in-app notifications, newest first."""
+    return list(
+        session.scalars(
+            select(Notification)
+            .where(Notification.channel == "inapp", Notification.user_id == user_id)
+            .order_by(Notification.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def unread_count(session: Session, user_id: int) -> int:
+    return session.scalar(
+        select(func.count()).where(
+            Notification.channel == "inapp", Notification.user_id == user_id, Notification.read_at.is_(None)
+        )
+    )
+
+
+def mark_read(session: Session, user_id: int, ids: list[int] | None, *, now: datetime) -> int:
+    """Mark the user's own notifications read (all of them when ``ids`` is None); returns how many."""
+    query = update(Notification).where(
+        Notification.channel == "inapp", Notification.user_id == user_id, Notification.read_at.is_(None)
+    )
+    if ids is not None:
+        query = query.where(Notification.id.in_(ids))
+    return session.execute(query.values(read_at=now)).rowcount

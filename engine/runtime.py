@@ -61,6 +61,7 @@ class Action:
     fields: tuple[Field, ...] = ()
     dests: tuple[str, ...] = ()
     choice: bool = False
+    bulk: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ class Runtime(ApprovalActions):
                     fields=tuple({f.name: f for b in branches for f in b.fields}.values()),
                     dests=tuple(dict.fromkeys(b.dest for b in branches)),
                     choice=branches[0].choice,
+                    bulk=all(b.bulk for b in branches),
                 )
             )
         return actions

@@ -133,6 +133,8 @@ def validate(wf: Workflow, roles: Iterable[Role], subflows: Iterable[str] = ()) 
             faults += _clock_faults(f"{at}: extension", t.extends)
             if t.dest not in t.sources:
                 faults.append(f"{at}: an extension stays in its step; its destination must be its source")
+        if t.bulk and (t.fields or t.needs_comment or t.choice):
+            faults.append(f"{at}: a bulk transition cannot ask for fields, a reason or a choice")
         if t.guard is not None and t.otherwise:
             faults.append(f"{at}: cannot have both a guard and otherwise")
         faults += _fields_faults(at, t.fields)

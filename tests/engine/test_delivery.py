@@ -123,3 +123,19 @@ def test_gives_up_after_max_attempts(sessions, webhook, assigned):
         assert {
             n.attempts for n in s.scalars(select(Notification).where(Notification.channel == "webhook"))
         } == {2}
+
+
+def test_inbox_and_mark_read_touch_only_the_users_own(sessions, assigned, world):
+    from engine import notify
+
+    me, other = world.u["town_a1"].id, world.u["town_a1_b"].id
+    with sessions() as s:
+        mine = notify.inbox(s, me)
+        assert mine and all(n.user_id == me for n in mine)
+        assert notify.unread_count(s, me) == len(mine)
+    with sessions.begin() as s:
+        theirs = [n.id for n in notify.inbox(s, other)]
+        assert notify.mark_read(s, me, theirs, now=LATER) == 0
+        assert notify.mark_read(s, me, None, now=LATER) == len(mine)
+    with sessions() as s:
+        assert notify.unread_count(s, me) == 0 and notify.unread_count(s, other) == len(theirs)

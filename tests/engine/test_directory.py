@@ -91,3 +91,12 @@ def test_end_substitute_now(sessions, world):
         assert all(m.principal_id is None for m in deputy.memberships)
     with sessions.begin() as s, pytest.raises(InvalidForm, match="already ended"):
         directory.end_substitute(s, s.merge(row), now=T0 + timedelta(days=2))
+
+
+def test_locale_is_zh_or_en(sessions, world):
+    with sessions.begin() as s:
+        directory.set_locale(s, _user(s, world, "town_a1"), "en")
+        with pytest.raises(InvalidForm, match="locale"):
+            directory.set_locale(s, _user(s, world, "town_a1"), "fr")
+    with sessions() as s:
+        assert _user(s, world, "town_a1").locale == "en"

@@ -122,6 +122,11 @@ FAULTS = {
         (*BASE_TRANSITIONS, T("sub", "a", "s"), T("passed", "s", "z", by=SYSTEM)),
         "unknown subflow 'ghost'",
     ),
+    "bulk transition asking for a reason": (
+        BASE_STATES,
+        (T("go", "a", "b", bulk=True, needs_comment=True), BASE_TRANSITIONS[1]),
+        "a bulk transition cannot ask for",
+    ),
     "choice mixed with guard": (
         BASE_STATES,
         (T("go", "a", "b", choice=True), T("go", "a", "z", guard=OK), T("done", "b", "z")),
