@@ -306,7 +306,7 @@ def ledger(s: Session, year: int) -> tuple[dict[tuple[str, str], int], list[spen
         if inst.data.get("disbursed_on"):
             on = date.fromisoformat(inst.data["disbursed_on"])
             records.append(
-                spending.Disbursement(county, LEDGER_SOURCE, on, int(inst.data["disbursed_total"]))
+                spending.Disbursement(county, LEDGER_SOURCE, on, int(inst.data.get("disbursed_total") or 0))
             )
         if inst.data.get("retention"):
             on = date.fromisoformat(inst.data["settled_on"])
