@@ -123,6 +123,8 @@ def due_at(
         return end_of_day(this_year if this_year >= start_day else date(start_day.year + 1, month, day))
     if deadline.field is not None:
         value = (data or {}).get(deadline.field)
+        if not value and deadline.optional:
+            return None
         if not value:
             raise NotPossible(f"the deadline date '{deadline.field}' has not been entered")
         return end_of_day(date.fromisoformat(str(value)))

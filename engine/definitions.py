@@ -61,7 +61,8 @@ class Deadline:
     Exactly one of ``months`` (calendar months, clamped to month end), ``days`` (calendar days),
     ``working_days`` (statutory working days with 调休), ``annual`` (the next (month, day), e.g.
     (10, 31) for 10月31日) or ``field`` (the date a person entered in that subject-data field,
-    e.g. a rectification deadline set by the reviewer) is set. ``remind`` lists the days
+    e.g. a rectification deadline set by the reviewer; with ``optional`` an empty field starts
+    no clock) is set. ``remind`` lists the days
     before the due time at which the assignee is reminded; ``escalate_to`` names the role
     that receives a 督办 task on breach; ``on_expiry`` names the trigger the SYSTEM fires when
     the time is up (notice periods end by themselves).
@@ -72,6 +73,7 @@ class Deadline:
     working_days: int = 0
     annual: tuple[int, int] | None = None
     field: str | None = None
+    optional: bool = False
     remind: tuple[int, ...] = ()
     escalate_to: str | None = None
     on_expiry: str | None = None
@@ -151,6 +153,9 @@ class Transition:
     a transition that stays in its step and moves the step's running clocks later by that
     much, counted from the current due time (延期). ``bulk`` lets a queue fire it on many
     instances at once (批量审批); such a transition asks for no fields, reason or choice.
+    ``record`` makes a 登记 transition: it stays in its step and saves its fields, keeping the
+    step's tasks and clocks (e.g. recording a disbursement). ``max_times`` caps how often the
+    trigger may fire on one instance (e.g. one extension).
     """
 
     trigger: str
@@ -167,6 +172,8 @@ class Transition:
     choice: bool = False
     extends: Deadline | None = None
     bulk: bool = False
+    record: bool = False
+    max_times: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.sources, str):

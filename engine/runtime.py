@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -301,6 +301,7 @@ class Runtime(ApprovalActions):
         if branches[0].choice and dest not in {b.dest for b in branches}:
             choices = ", ".join(wf.state(b.dest).label for b in branches)
             raise InvalidForm({"dest": f"须选择退回到的节点: {choices} (choose where it goes)"})
+        self._check_times(session, inst, branches[0], wf)
         ctx = GuardContext(
             data={**inst.data, **values}, form=values, now=now, units=unit_codes(session, inst)
         )
@@ -315,9 +316,12 @@ class Runtime(ApprovalActions):
 
         from_state = inst.state
         signing = state.countersign is not None and trigger == state.countersign.on
-        if branch.extends is not None:
-            calendar = self.calendar_loader(session) if branch.extends.working_days else None
-            detail["extended_to"] = tasks.extend_clocks(session, inst, branch.extends, calendar).isoformat()
+        if branch.extends is not None or branch.record:
+            if branch.extends is not None:
+                calendar = self.calendar_loader(session) if branch.extends.working_days else None
+                detail["extended_to"] = tasks.extend_clocks(
+                    session, inst, branch.extends, calendar
+                ).isoformat()
             to_state, advanced = from_state, False
         elif signing and self._others_must_sign(session, inst, state, authority.task):
             tasks.finish(authority.task, now, outcome=trigger, by=actor.user_id, comment=comment)
@@ -351,7 +355,7 @@ class Runtime(ApprovalActions):
             session,
             audit.instance_stream(inst.id),
             at=now,
-            action="transition" if advanced else ("extend" if branch.extends is not None else "sign"),
+            action="transition" if advanced else self._staying_action(branch),
             actor_name=actor.name,
             instance_id=inst.id,
             trigger=trigger,
@@ -386,6 +390,28 @@ class Runtime(ApprovalActions):
             advanced=event.action == "transition",
             replayed=True,
         )
+
+    @staticmethod
+    def _staying_action(branch: Transition) -> str:
+        """The audit action of a fire that stays in its step."""
+        if branch.extends is not None:
+            return "extend"
+        return "record" if branch.record else "sign"
+
+    @staticmethod
+    def _check_times(session: Session, inst: Instance, branch: Transition, wf: Workflow) -> None:
+        if branch.max_times is None:
+            return
+        done = session.scalar(
+            select(func.count()).where(
+                AuditEvent.instance_id == inst.id, AuditEvent.trigger == branch.trigger
+            )
+        )
+        if done >= branch.max_times:
+            raise NotPossible(
+                f"「{wf.label_of(branch.trigger)}」最多{branch.max_times}次 "
+                f"('{branch.trigger}' may be done at most {branch.max_times} times)"
+            )
 
     @staticmethod
     def _check_live(inst: Instance) -> None:

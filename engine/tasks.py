@@ -124,9 +124,14 @@ def start_clock(
     now: datetime,
     calendar: WorkCalendar | None,
     kind: str,
-) -> datetime:
-    """Rows for a step's deadline (reminders and breach) or timer (SYSTEM trigger at expiry)."""
+) -> datetime | None:
+    """Rows for a step's deadline (reminders and breach) or timer (SYSTEM trigger at expiry).
+
+    Returns the due time, or None when an optional entered-date deadline has no date (no clock).
+    """
     due = due_at(deadline, now, calendar, inst.data)
+    if due is None:
+        return None
     for days in deadline.remind:
         at = due - timedelta(days=days)
         if at > now:

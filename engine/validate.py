@@ -33,6 +33,8 @@ def _clock_faults(at: str, d: Deadline) -> list[str]:
     faults = []
     if sum(1 for v in (d.months, d.days, d.working_days, d.annual, d.field) if v) != 1:
         faults.append(f"{at} needs exactly one of months, days, working_days, annual or field")
+    if d.optional and d.field is None:
+        faults.append(f"{at} can be optional only when its date comes from a field")
     if d.annual is not None:
         month, day = d.annual
         if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(2024, month)[1]):
@@ -131,8 +133,12 @@ def validate(wf: Workflow, roles: Iterable[Role], subflows: Iterable[str] = ()) 
             faults.append(f"{at}: unknown role '{t.by}'")
         if t.extends is not None:
             faults += _clock_faults(f"{at}: extension", t.extends)
-            if t.dest not in t.sources:
+            if t.sources != (t.dest,):
                 faults.append(f"{at}: an extension stays in its step; its destination must be its source")
+        if t.record and (t.extends is not None or t.sources != (t.dest,)):
+            faults.append(f"{at}: a record transition stays in its step and extends nothing")
+        if t.max_times is not None and t.max_times < 1:
+            faults.append(f"{at}: max_times must be at least 1")
         if t.bulk and (t.fields or t.needs_comment or t.choice):
             faults.append(f"{at}: a bulk transition cannot ask for fields, a reason or a choice")
         if t.guard is not None and t.otherwise:

@@ -150,7 +150,10 @@ def build(p: Policy) -> Workflow:
                 "completed",
                 fields=(Field("completed_on", "完工日期", kind="date"),),
             ),
-            T("disburse", "implementing", "implementing", fields=DISBURSEMENT_FIELDS),
+            *(
+                T("disburse", step, step, record=True, fields=DISBURSEMENT_FIELDS)
+                for step in ("implementing", "completed", "settled")
+            ),
             T(
                 "extend",
                 "completed",
@@ -160,6 +163,7 @@ def build(p: Policy) -> Workflow:
                 needs_comment=True,
                 fields=EXTENSION_FIELDS,
                 extends=Deadline(months=p.extension_months_large),
+                max_times=1,
             ),
             T(
                 "extend",
@@ -170,6 +174,7 @@ def build(p: Policy) -> Workflow:
                 needs_comment=True,
                 fields=EXTENSION_FIELDS,
                 extends=Deadline(months=p.extension_months_small),
+                max_times=1,
             ),
             T(
                 "settle",

@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from engine.deadlines import end_of_day
 from engine.definitions import Deadline, Field, Guard, State, T, Workflow
-from engine.errors import DefinitionError, GuardFailed
+from engine.errors import DefinitionError, GuardFailed, NotPossible
 from engine.machine import Registry
 from engine.runtime import Runtime
-from engine.store.models import DeadlineRow, Instance, Notification, Task
+from engine.store.models import AuditEvent, DeadlineRow, Instance, Notification, Task
 from tests.conftest import T0
 from tests.engine.sample import ROLES
 
@@ -44,7 +44,8 @@ FILING = Workflow(
         T("submit", "draft", "review"),
         T("accept", "review", "accepted", checked=True),
         T("list_issues", "review", "rectify", fields=(Field("rectify_by", "整改期限", kind="date"),)),
-        T("extend", "review", "review", extends=Deadline(months=2), needs_comment=True),
+        T("extend", "review", "review", extends=Deadline(months=2), needs_comment=True, max_times=1),
+        T("note", "review", "review", record=True, fields=(Field("memo", "备注"),)),
         T("refile", "rectify", "review"),
     ),
 )
@@ -168,3 +169,59 @@ def test_extension_must_stay_in_its_step():
     )
     with pytest.raises(DefinitionError, match="an extension stays in its step"):
         Registry(ROLES).register(bad)
+
+
+def test_extension_at_most_once(runtime, sessions, actor, world):
+    iid = _start(runtime, sessions, actor, world)
+    with sessions.begin() as s:
+        runtime.fire(s, iid, "extend", actor("town_a1"), now=T0, comment="第一次")
+    with sessions.begin() as s, pytest.raises(NotPossible, match="at most 1 times"):
+        runtime.fire(s, iid, "extend", actor("town_a1"), now=T0, comment="第二次")
+
+
+def test_record_saves_fields_and_keeps_tasks_and_clocks(runtime, sessions, actor, world):
+    iid = _start(runtime, sessions, actor, world)
+    with sessions() as s:
+        before = (
+            s.scalars(select(Task.id).where(Task.instance_id == iid, Task.status == "open")).all(),
+            _breach(s, iid),
+        )
+    with sessions.begin() as s:
+        result = runtime.fire(
+            s, iid, "note", actor("town_a1"), now=T0 + timedelta(days=3), form={"memo": "已核"}
+        )
+    assert (result.to_state, result.advanced) == ("review", False)
+    with sessions() as s:
+        after = (
+            s.scalars(select(Task.id).where(Task.instance_id == iid, Task.status == "open")).all(),
+            _breach(s, iid),
+        )
+        assert after == before and s.get(Instance, iid).data["memo"] == "已核"
+        assert (
+            s.scalars(
+                select(AuditEvent.action).where(AuditEvent.instance_id == iid).order_by(AuditEvent.seq.desc())
+            ).first()
+            == "record"
+        )
+
+
+def test_record_must_stay_in_its_step():
+    bad = Workflow(
+        key="bad",
+        version=1,
+        title="坏",
+        states=FILING.states,
+        transitions=(*FILING.transitions, T("note2", "review", "accepted", record=True)),
+    )
+    with pytest.raises(DefinitionError, match="a record transition stays in its step"):
+        Registry(ROLES).register(bad)
+
+
+def test_optional_entered_date_starts_no_clock_until_entered():
+    from engine.deadlines import due_at
+
+    optional = Deadline(field="due_on", optional=True)
+    assert due_at(optional, T0, data={}) is None
+    assert due_at(optional, T0, data={"due_on": "2025-07-10"}) == end_of_day(datetime(2025, 7, 10).date())
+    with pytest.raises(NotPossible, match="has not been entered"):
+        due_at(Deadline(field="due_on"), T0, data={})
