@@ -58,6 +58,7 @@ def _cmd_scheduler(args) -> int:
     if args.now is not None and not args.once:
         raise SystemExit("--now is only for --once (a frozen clock for one scan)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("transitions").setLevel(logging.WARNING)
     runtime = _runtime_factory(args.runtime)()
     sessions = session_factory(make_engine(args.db))
     if args.once:
