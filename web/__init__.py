@@ -14,7 +14,7 @@ from typing import Any
 from flask import Flask
 
 from engine.clock import utcnow
-from web import admin, api, auth, dashboards, db, i18n, instances, tasks, views
+from web import admin, api, approvals, auth, dashboards, db, i18n, instances, messages, reports, tasks, views
 
 DEFAULT_DB = "sqlite:///instance/shuangti.db"
 
@@ -54,6 +54,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     i18n.init_app(app)
     views.init_app(app)
-    for module in (auth, tasks, instances, dashboards, admin, api):
+    for module in (auth, tasks, instances, approvals, messages, reports, dashboards, admin, api):
         app.register_blueprint(module.bp)
     return app

@@ -1,5 +1,8 @@
 """Administration (系统管理): users, org units, role memberships, acting officers, definitions.
 
+Besides adding, an administrator revokes a role, deactivates a user, ends an acting period
+and issues an API token (shown once, only its hash is kept).
+
 Only holders of the ``admin`` role may enter, and only over their own unit and below. Every
 change goes through :mod:`engine.directory`, which audits it on the ``directory`` stream.
 Workflow definitions are read-only here: they change by shipping a new version.
@@ -9,7 +12,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import select
@@ -17,7 +30,7 @@ from sqlalchemy.orm import selectinload
 
 from engine import directory
 from engine.clock import SHANGHAI
-from engine.errors import Forbidden, InvalidForm, NotFound
+from engine.errors import Forbidden, InvalidForm, NotFound, NotPossible
 from engine.scope import Actor
 from engine.store.models import OrgUnit, RoleMembership, Substitute, User
 from web import db, diagrams
@@ -87,6 +100,9 @@ def _page(status: int = 200, errors: dict | None = None):
             users=users,
             subs=subs,
             names=names,
+            me=actor.user_id,
+            now=db.now(),
+            sees=actor.sees,
             roles=_role_choices(),
             role_labels=dict(_role_choices()),
             kinds=directory.KINDS,
@@ -193,6 +209,59 @@ def add_substitute():
         )
 
     return _change(act)
+
+
+@bp.post("/memberships/<int:membership_id>/revoke")
+@login_required
+def revoke(membership_id: int):
+    def act(s, actor):
+        membership = s.get(RoleMembership, membership_id)
+        if membership is None or not actor.sees(membership.org_unit.path):
+            raise NotFound(f"membership {membership_id} not found")
+        directory.revoke(s, membership, now=db.now(), by=actor.name)
+
+    return _change(act)
+
+
+@bp.post("/users/<int:user_id>/deactivate")
+@login_required
+def deactivate(user_id: int):
+    def act(s, actor):
+        user = _user(s, actor, user_id)
+        if user.id == actor.user_id:
+            raise NotPossible("不能停用自己的账户 (you cannot deactivate your own account)")
+        directory.deactivate(s, user, now=db.now(), by=actor.name)
+
+    return _change(act)
+
+
+@bp.post("/substitutes/<int:substitute_id>/end")
+@login_required
+def end_substitute(substitute_id: int):
+    def act(s, actor):
+        row = s.get(Substitute, substitute_id)
+        if row is None:
+            raise NotFound(f"acting period {substitute_id} not found")
+        _user(s, actor, row.user_id)
+        directory.end_substitute(s, row, now=db.now(), by=actor.name)
+
+    return _change(act)
+
+
+@bp.post("/users/<int:user_id>/token")
+@login_required
+def issue_token(user_id: int):
+    """A new API token, shown on this one response and never again (the page is not cached)."""
+    with db.transaction() as s:
+        actor = admin_actor(s)
+        user = _user(s, actor, user_id)
+        if not user.active:
+            raise NotPossible("用户已停用 (the user is deactivated)")
+        token = directory.issue_api_token(s, user, now=db.now(), by=actor.name)
+        username = user.username
+    response = make_response(render_template("admin/token.html", username=username, token=token))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/workflows")

@@ -1,4 +1,8 @@
-"""The JSON API (/api/v1): start, fire, tasks, instance, audit, diagram; OpenAPI 3 at openapi.json.
+"""The JSON API (/api/v1): start, fire, tasks, approval actions, instance, audit, diagram; OpenAPI 3.
+
+The approval actions (claim, unclaim, reassign, delegate, hand_back, urge on a task;
+withdraw, suspend, resume, add_signer, remove_signer on an instance) take an optional JSON
+body (``comment``, ``to_user_id``, ``party``) and map refusals as below.
 
 Authentication is ``Authorization: Bearer <token>`` (the SHA-256 of the token is kept in
 ``User.api_token_hash``) or the browser session; a session-authenticated POST must carry the
@@ -18,7 +22,7 @@ from flask_login import current_user
 from engine import audit, directory
 from engine.errors import InvalidForm
 from engine.runtime import Runtime
-from engine.store.models import Instance
+from engine.store.models import Instance, Task
 from engine.tasks import task_queue
 from web import db, diagrams
 from web.auth import csrf
@@ -251,3 +255,125 @@ def diagram(inst_id: int):
         runtime.registry, inst.workflow_key, inst.workflow_version, inst.state, taken_path(events_of(s, inst))
     )
     return Response(svg, mimetype="image/svg+xml")
+
+
+def _comment(body: dict[str, Any]) -> str | None:
+    comment = body.get("comment")
+    if comment is not None and not isinstance(comment, str):
+        raise InvalidForm({"comment": "须为字符串 (must be a string)"})
+    return comment
+
+
+def _task_json(task: Task) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "instance_id": task.instance_id,
+        "state": task.state,
+        "party": task.party,
+        "status": task.status,
+        "assignee_id": task.assignee_id,
+        "delegated_by_id": task.delegated_by_id,
+        "urge_count": task.urge_count,
+    }
+
+
+def _instance_state(inst: Instance) -> dict[str, Any]:
+    return {"id": inst.id, "state": inst.state, "status": inst.status, "version": inst.version_id}
+
+
+def _task_action(task_id: int, call) -> Response:
+    """Run ``call(runtime, session, actor, now, body)`` on a task in one transaction; answer the task."""
+    body = _body() if request.get_data() else {}
+    with db.transaction() as s:
+        task = call(db.runtime(), s, db.actor(s), db.now(), body)
+        result = _task_json(task)
+    return jsonify(result)
+
+
+def _instance_action(inst_id: int, call) -> Response:
+    body = _body() if request.get_data() else {}
+    with db.transaction() as s:
+        inst = call(db.runtime(), s, db.actor(s), db.now(), body)
+        result = _instance_state(inst)
+    return jsonify(result)
+
+
+@bp.post("/tasks/<int:task_id>/claim")
+def claim(task_id: int):
+    return _task_action(task_id, lambda r, s, a, now, b: r.claim(s, task_id, a, now))
+
+
+@bp.post("/tasks/<int:task_id>/unclaim")
+def unclaim(task_id: int):
+    return _task_action(task_id, lambda r, s, a, now, b: r.unclaim(s, task_id, a, now))
+
+
+def _to_user(body: dict[str, Any]) -> int:
+    to_user = _int(body, "to_user_id")
+    if to_user is None:
+        raise InvalidForm({"to_user_id": "必填 (required)"})
+    return to_user
+
+
+@bp.post("/tasks/<int:task_id>/reassign")
+def reassign(task_id: int):
+    return _task_action(
+        task_id, lambda r, s, a, now, b: r.reassign(s, task_id, a, _to_user(b), now, _comment(b))
+    )
+
+
+@bp.post("/tasks/<int:task_id>/delegate")
+def delegate(task_id: int):
+    return _task_action(
+        task_id, lambda r, s, a, now, b: r.delegate(s, task_id, a, _to_user(b), now, _comment(b))
+    )
+
+
+@bp.post("/tasks/<int:task_id>/hand_back")
+def hand_back(task_id: int):
+    return _task_action(task_id, lambda r, s, a, now, b: r.hand_back(s, task_id, a, now, _comment(b)))
+
+
+@bp.post("/tasks/<int:task_id>/urge")
+def urge(task_id: int):
+    return _task_action(task_id, lambda r, s, a, now, b: r.urge(s, task_id, a, now, _comment(b)))
+
+
+@bp.post("/instances/<int:inst_id>/withdraw")
+def withdraw(inst_id: int):
+    return _instance_action(inst_id, lambda r, s, a, now, b: r.withdraw(s, inst_id, a, now, _comment(b)))
+
+
+@bp.post("/instances/<int:inst_id>/suspend")
+def suspend(inst_id: int):
+    return _instance_action(inst_id, lambda r, s, a, now, b: r.suspend(s, inst_id, a, now, _comment(b)))
+
+
+@bp.post("/instances/<int:inst_id>/resume")
+def resume(inst_id: int):
+    return _instance_action(inst_id, lambda r, s, a, now, b: r.resume(s, inst_id, a, now, _comment(b)))
+
+
+def _party(body: dict[str, Any]) -> str:
+    party = body.get("party")
+    if not isinstance(party, str) or not party:
+        raise InvalidForm({"party": "必填 (required)"})
+    return party
+
+
+@bp.post("/instances/<int:inst_id>/add_signer")
+def add_signer(inst_id: int):
+    def call(r, s, a, now, b):
+        r.add_signer(s, inst_id, _party(b), a, now, _comment(b))
+        return r.instance(s, inst_id, a)
+
+    return _instance_action(inst_id, call)
+
+
+@bp.post("/instances/<int:inst_id>/remove_signer")
+def remove_signer(inst_id: int):
+    def call(r, s, a, now, b):
+        r.remove_signer(s, inst_id, _party(b), a, now, _comment(b))
+        return r.instance(s, inst_id, a)
+
+    return _instance_action(inst_id, call)

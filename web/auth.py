@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, login_required, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
@@ -64,7 +64,7 @@ def login():
         return render_template("login.html", username="")
     username = request.form.get("username", "").strip()
     password = request.form.get("password", "")
-    error, status, web_user = None, 401, None
+    error, status, web_user, locale = None, 401, None, None
     with db.transaction() as s:
         result = directory.authenticate(
             s,
@@ -76,6 +76,7 @@ def login():
         )
         if result.user is not None:
             web_user = WebUser(result.user.id, result.user.username, result.user.display_name)
+            locale = result.user.locale
         elif result.locked:
             error, status = _("账户已锁定，请15分钟后再试"), 423
         else:
@@ -83,6 +84,8 @@ def login():
     if web_user is None:
         return render_template("login.html", username=username, error=error), status
     login_user(web_user)
+    if locale:
+        session["lang"] = locale
     return redirect(_safe_next(request.args.get("next")))
 
 

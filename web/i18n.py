@@ -1,5 +1,8 @@
 """Languages (语言): Chinese by default, English on request; the choice lives in the session cookie.
 
+A logged-in user's choice is also saved as ``User.locale`` (``engine.directory.set_locale``)
+and restored at their next login.
+
 Message ids are the Chinese texts; ``translations/en`` holds the English. A fresh clone needs
 no manual step: a missing or stale ``messages.mo`` is compiled from its ``.po`` at start-up.
 """
@@ -12,7 +15,11 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import redirect, request, session
 from flask_babel import Babel
+from flask_login import current_user
 
+from engine import directory
+from engine.store.models import User
+from web import db
 from web.auth import _safe_next
 
 LANGUAGES = {"zh": "中文", "en": "English"}
@@ -43,6 +50,9 @@ def set_language():
     lang = request.form.get("lang", "zh")
     if lang in LANGUAGES:
         session["lang"] = lang
+        if current_user.is_authenticated:
+            with db.transaction() as s:
+                directory.set_locale(s, s.get(User, db.user_id()), lang)
     return redirect(_safe_next(request.form.get("next")))
 
 

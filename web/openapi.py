@@ -25,6 +25,47 @@ def _json(schema: dict, description: str = "OK") -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+TASK_REF = {"$ref": "#/components/schemas/Task"}
+STATE_REF = {"$ref": "#/components/schemas/InstanceState"}
+COMMENT = {"comment": {"type": "string", "description": "意见 or reason"}}
+TO_USER = {"to_user_id": {"type": "integer"}}
+PARTY = {"party": {"type": "string", "description": "countersign party: a department code"}}
+TASK_ACTIONS = (
+    ("claim", "签收: take an offered task", {}),
+    ("unclaim", "取消签收: give a claimed task back", {}),
+    ("reassign", "转办: hand the task to another holder of its role", {**TO_USER, **COMMENT}),
+    ("delegate", "委派: ask someone who sees the instance for an opinion", {**TO_USER, **COMMENT}),
+    ("hand_back", "交回: return a delegated task with an opinion (comment required)", COMMENT),
+    ("urge", "催办: press an open task (starter, earlier handler or unit above)", COMMENT),
+)
+INSTANCE_ACTIONS = (
+    ("withdraw", "撤回: the submitter takes a submission back before the next step acts", COMMENT),
+    ("suspend", "挂起: stop the instance and its clocks (supervisor; reason required)", COMMENT),
+    ("resume", "恢复: restart a suspended instance (supervisor)", COMMENT),
+    (
+        "add_signer",
+        "加签: one more party at a countersign step (supervisor; reason required)",
+        {**PARTY, **COMMENT},
+    ),
+    (
+        "remove_signer",
+        "减签: drop a pending countersign party (supervisor; reason required)",
+        {**PARTY, **COMMENT},
+    ),
+)
+
+
+def _action(summary: str, result: dict, properties: dict) -> dict:
+    """A POST approval action: an optional JSON body of ``properties``, the changed task or instance."""
+    operation = {"summary": summary, "parameters": [ID], "responses": {"200": _json(result), **ERRORS}}
+    if properties:
+        operation["requestBody"] = {
+            "required": False,
+            "content": {"application/json": {"schema": {"type": "object", "properties": properties}}},
+        }
+    return {"post": operation}
+
+
 SPEC = {
     "openapi": "3.0.3",
     "info": {
@@ -68,6 +109,28 @@ SPEC = {
                     "fields": JSON_OBJECT,
                     "checklist": {"type": "array", "items": JSON_OBJECT},
                     "actions": {"type": "array", "items": JSON_OBJECT},
+                },
+            },
+            "Task": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "instance_id": {"type": "integer"},
+                    "state": {"type": "string"},
+                    "party": {"type": "string", "nullable": True},
+                    "status": {"type": "string"},
+                    "assignee_id": {"type": "integer", "nullable": True},
+                    "delegated_by_id": {"type": "integer", "nullable": True},
+                    "urge_count": {"type": "integer"},
+                },
+            },
+            "InstanceState": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "state": {"type": "string"},
+                    "status": {"type": "string", "enum": ["active", "suspended", "completed"]},
+                    "version": {"type": "integer"},
                 },
             },
             "FireResult": {
@@ -181,6 +244,14 @@ SPEC = {
                     "404": ERRORS["404"],
                 },
             }
+        },
+        **{
+            f"/tasks/{{id}}/{name}": _action(summary, TASK_REF, fields)
+            for name, summary, fields in TASK_ACTIONS
+        },
+        **{
+            f"/instances/{{id}}/{name}": _action(summary, STATE_REF, fields)
+            for name, summary, fields in INSTANCE_ACTIONS
         },
         "/openapi.json": {
             "get": {"summary": "This document", "security": [], "responses": {"200": _json(JSON_OBJECT)}}

@@ -1,4 +1,7 @@
-"""我的待办: the user's open tasks, soonest due first, with filters and pages; 签收 and 取消签收.
+"""我的待办: the user's open tasks, soonest due first, with filters and pages; 签收, 取消签收, 批量办理.
+
+批量办理 fires a transition marked ``bulk`` on each checked instance, each in its own
+transaction, and lists what happened to each.
 
 Due times are shown in Asia/Shanghai; a task past due is marked 已逾期, one due within
 ``DUE_SOON`` is marked 即将到期.
@@ -13,13 +16,17 @@ from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import select
 
-from engine.store.models import OrgUnit
+from engine.errors import EngineError
+from engine.runtime import Runtime
+from engine.scope import Actor
+from engine.store.models import OrgUnit, Task
 from engine.tasks import task_queue
 from web import db
 
 bp = Blueprint("tasks", __name__, url_prefix="/tasks")
 DUE_SOON = timedelta(days=2)
 PER_PAGE = 20
+BULK_MAX = 100
 
 
 def _int_arg(name: str, default: int | None = None) -> int | None:
@@ -36,6 +43,17 @@ def scope_units(s, actor, kinds=("county", "township")) -> list[OrgUnit]:
             .order_by(OrgUnit.path)
         )
     )
+
+
+def _bulk_trigger(runtime: Runtime, task: Task, actor: Actor) -> tuple[str, str] | None:
+    """The (trigger, label) the queue may fire on this task's instance in bulk, if the user works it."""
+    if task.delegated_by_id is not None or task.assignee_id not in (None, actor.user_id):
+        return None
+    wf = runtime.definition(task.instance).workflow
+    for trigger in dict.fromkeys(t.trigger for t in wf.transitions_from(task.state)):
+        if all(b.bulk and b.by is None for b in wf.transitions_from(task.state, trigger)):
+            return trigger, wf.label_of(trigger)
+    return None
 
 
 @bp.get("/")
@@ -72,6 +90,7 @@ def queue():
     rows = [
         {
             "task": t,
+            "bulk": _bulk_trigger(runtime, t, actor),
             "workflow": runtime.definition(t.instance).workflow,
             "step": runtime.definition(t.instance).workflow.state(t.state).label,
             "role": runtime.registry.roles[t.role].label if t.role in runtime.registry.roles else t.role,
@@ -117,3 +136,35 @@ def claim(task_id: int):
 @login_required
 def unclaim(task_id: int):
     return _task_action(task_id, "unclaim", _("已取消签收"))
+
+
+@bp.post("/bulk")
+@login_required
+def bulk():
+    """Fire each checked ``instance:trigger`` in its own transaction; show one result per item."""
+    runtime, comment = db.runtime(), request.form.get("comment", "").strip() or None
+    items = [raw.partition(":") for raw in request.form.getlist("item")[:BULK_MAX]]
+    results = []
+    for inst_id, _sep, trigger in items:
+        if not inst_id.isdigit():
+            continue
+        title, ok, message = f"#{inst_id}", False, ""
+        try:
+            with db.transaction() as s:
+                actor = db.actor(s)
+                inst = runtime.instance(s, int(inst_id), actor)
+                title = inst.title
+                wf = runtime.definition(inst).workflow
+                branches = wf.transitions_from(inst.state, trigger)
+                if not branches or not all(b.bulk for b in branches):
+                    message = _("此操作不能批量办理")
+                else:
+                    runtime.fire(s, inst.id, trigger, actor, now=db.now(), comment=comment)
+                    ok, message = True, _("已办理：%(action)s", action=wf.label_of(trigger))
+        except EngineError as exc:
+            message = exc.message
+        results.append({"id": int(inst_id), "title": title, "ok": ok, "message": message})
+    if not results:
+        flash(_("请勾选要批量办理的事项"))
+        return redirect(url_for("tasks.queue"))
+    return render_template("tasks_bulk.html", results=results)
