@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from engine import audit, notify, tasks
 from engine.deadlines import remaining, resumed_due
-from engine.errors import Conflict, Forbidden, InvalidForm, NotFound, NotPossible
+from engine.errors import Forbidden, InvalidForm, NotFound, NotPossible
 from engine.scope import Actor, Membership, load_actor
-from engine.store.db import is_postgres
+from engine.store.db import flush_instance, is_postgres
 from engine.store.models import ACTIVE, SUSPENDED, AuditEvent, DeadlineRow, Instance, Task
 
 if TYPE_CHECKING:
@@ -93,12 +92,7 @@ class ApprovalActions:
     ) -> AuditEvent:
         instance_id = inst.id
         inst.updated_at = now
-        try:
-            session.flush()
-        except StaleDataError:
-            raise Conflict(
-                f"事项已被他人修改，请刷新后重试 (instance {instance_id} was changed by someone else: reload and retry)"
-            ) from None
+        flush_instance(session, instance_id)
         return audit.append(
             session,
             audit.instance_stream(inst.id),

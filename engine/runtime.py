@@ -22,7 +22,6 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from engine import audit, forms, tasks
 from engine.approvals import ApprovalActions
@@ -31,7 +30,7 @@ from engine.definitions import SYSTEM, Field, GuardContext, State, Transition, W
 from engine.errors import Conflict, Forbidden, GuardFailed, InvalidForm, NotFound, NotPossible
 from engine.machine import Compiled, Registry
 from engine.scope import Actor, Membership
-from engine.store.db import is_postgres
+from engine.store.db import flush_instance, is_postgres
 from engine.store.models import ACTIVE, COMPLETED, SUSPENDED, AuditEvent, Instance, OrgUnit, Task
 
 
@@ -345,12 +344,7 @@ class Runtime(ApprovalActions):
         if diff:
             inst.data = {**inst.data, **values}
         inst.updated_at = now
-        try:
-            session.flush()
-        except StaleDataError:
-            raise Conflict(
-                f"事项已被他人修改，请刷新后重试 (instance {instance_id} was changed by someone else: reload and retry)"
-            ) from None
+        flush_instance(session, instance_id)
         event = audit.append(
             session,
             audit.instance_stream(inst.id),

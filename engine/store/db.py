@@ -11,6 +11,9 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from engine.errors import Conflict
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -51,3 +54,13 @@ def migrate(url: str, revision: str = "head") -> None:
 def is_postgres(session_or_engine) -> bool:
     bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
     return bind.dialect.name == "postgresql"
+
+
+def flush_instance(session: Session, instance_id: int) -> None:
+    """Flush, turning a lost optimistic-lock race on the instance's ``version_id`` into a Conflict."""
+    try:
+        session.flush()
+    except StaleDataError:
+        raise Conflict(
+            f"事项已被他人修改，请刷新后重试 (instance {instance_id} was changed by someone else: reload and retry)"
+        ) from None
