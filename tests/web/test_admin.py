@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from engine import directory
 from engine.clock import local
-from engine.store.models import AuditEvent, OrgUnit, User
+from engine.store.models import AuditEvent, OrgUnit, Substitute, User
 from tests.conftest import T0
 from tests.engine.sample import PASSWORD
 
@@ -125,3 +125,64 @@ def test_workflow_definitions_are_shown_read_only(admins, browser):
     assert svg.mimetype == "image/svg+xml" and "村内公示" in svg.get_data(as_text=True)
     assert b.get("/admin/workflows/grant/9").status_code == 404
     assert b.get("/admin/workflows/nothing/1").status_code == 404
+
+
+def test_revoke_a_role_within_scope(admins, browser, sessions, world):
+    with sessions() as s:
+        user = s.get(User, world.u["town_a1"].id)
+        (mine,) = [m.id for m in user.memberships]
+        (theirs,) = [m.id for m in s.get(User, world.u["town_b1"].id).memberships]
+    b = browser("admin_a")
+    assert f"/admin/memberships/{mine}/revoke" in b.get("/admin/").get_data(as_text=True)
+    assert b.client.post(f"/admin/memberships/{mine}/revoke").status_code == 400, "no CSRF token"
+    assert b.post(f"/admin/memberships/{theirs}/revoke").status_code == 404
+    assert browser("town_a2").post(f"/admin/memberships/{mine}/revoke").status_code == 403
+    assert b.post(f"/admin/memberships/{mine}/revoke").status_code == 302
+    with sessions() as s:
+        assert s.get(User, world.u["town_a1"].id).memberships == []
+        assert (
+            s.scalars(select(AuditEvent).where(AuditEvent.action == "revoke")).one().actor_name == "admin_a"
+        )
+
+
+def test_deactivate_a_user_who_then_cannot_log_in(admins, browser, world, sessions):
+    b = browser("admin_a")
+    assert b.post(f"/admin/users/{world.u['town_b1'].id}/deactivate").status_code == 404
+    with sessions() as s:
+        admin_id = s.scalars(select(User.id).where(User.username == "admin_a")).one()
+    assert b.post(f"/admin/users/{admin_id}/deactivate").status_code == 409
+    assert b.post(f"/admin/users/{world.u['town_a1'].id}/deactivate").status_code == 302
+    assert browser().login("town_a1").status_code == 401
+    assert "停用" in b.get("/admin/").get_data(as_text=True)
+
+
+def test_end_an_acting_period(admins, browser, world, sessions, clock):
+    with sessions.begin() as s:
+        row = directory.name_substitute(
+            s,
+            s.get(User, world.u["town_a1"].id),
+            s.get(User, world.u["town_a1_b"].id),
+            starts_at=T0,
+            ends_at=T0 + timedelta(days=5),
+            now=T0,
+        )
+        row_id = row.id
+    assert browser("root").post(f"/admin/substitutes/{row_id}/end").status_code == 302
+    with sessions() as s:
+        assert s.get(Substitute, row_id).ends_at == clock.now
+    r = browser("root").post(f"/admin/substitutes/{row_id}/end")
+    assert r.status_code == 422 and "代理已结束" in r.get_data(as_text=True)
+    assert browser("root").post("/admin/substitutes/999999/end").status_code == 404
+
+
+def test_issue_an_api_token_shown_once(admins, app, browser, world, sessions):
+    b = browser("admin_a")
+    assert b.post(f"/admin/users/{world.u['town_b1'].id}/token").status_code == 404
+    r = b.post(f"/admin/users/{world.u['town_a1'].id}/token")
+    assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
+    token = re.search(r'<code id="token">([^<]+)</code>', r.get_data(as_text=True)).group(1)
+    api = app.test_client().get("/api/v1/tasks", headers={"Authorization": f"Bearer {token}"})
+    assert api.status_code == 200
+    assert token not in b.get("/admin/").get_data(as_text=True)
+    with sessions() as s:
+        assert s.get(User, world.u["town_a1"].id).api_token_hash == directory.token_hash(token)

@@ -10,6 +10,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
+from engine.store.models import User
 from web.i18n import TRANSLATIONS, compile_catalogs
 
 WEB = Path(__file__).parents[2] / "web"
@@ -53,3 +54,13 @@ def test_a_stale_mo_is_compiled_from_its_po(tmp_path):
     assert compile_catalogs(tmp_path / "t") == [mo]
     with mo.open("rb") as f:
         assert read_mo(f).get("我的待办").string == "My tasks"
+
+
+def test_the_choice_is_saved_and_used_at_the_next_login(browser, sessions, world):
+    b = browser("town_a1")
+    b.post("/lang", {"lang": "en", "next": "/tasks/"})
+    with sessions() as s:
+        assert s.get(User, world.u["town_a1"].id).locale == "en"
+    html = browser("town_a1").get("/tasks/").get_data(as_text=True)
+    assert "My tasks" in html, "a fresh login comes back in English"
+    assert "我的待办" in browser("town_a2").get("/tasks/").get_data(as_text=True)
