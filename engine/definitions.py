@@ -106,13 +106,14 @@ FIELD_KINDS = ("text", "int", "money", "date", "choice", "multichoice", "bool")
 class Countersign:
     """A step that several parties must pass (会签) or any one of them (或签).
 
-    ``parties`` computes, from the subject data when the step is entered, the department
+    ``parties`` computes, from a :class:`GuardContext` when the step is entered (the subject
+    data, and the instance's units by kind for per-county rules), the department
     codes (under the instance's ancestor at the actor role's level) whose holders of the
     role each get a task. A party's ``on`` trigger is its sign; the step moves on when all
     parties (or, for ``any``, the first) have signed. Any other trigger moves it at once.
     """
 
-    parties: Callable[[Mapping[str, Any]], Sequence[str]]
+    parties: Callable[[GuardContext], Sequence[str]]
     mode: str = "all"
     on: str = "approve"
 

@@ -29,7 +29,7 @@ from engine.deadlines import WorkCalendar
 from engine.definitions import SYSTEM, Field, GuardContext, State, Transition, Workflow
 from engine.errors import Conflict, Forbidden, GuardFailed, InvalidForm, NotFound, NotPossible
 from engine.machine import Compiled, Registry
-from engine.scope import Actor, Membership
+from engine.scope import Actor, Membership, unit_codes
 from engine.store.db import flush_instance, is_postgres
 from engine.store.models import ACTIVE, COMPLETED, SUSPENDED, AuditEvent, Instance, OrgUnit, Task
 
@@ -71,14 +71,6 @@ class CheckItem:
     label: str
     reasons: list[str]
     enforced: bool = True
-
-
-def unit_codes(session: Session, inst: Instance) -> dict[str, str]:
-    """The codes of the instance's org unit and the units above it, by kind."""
-    rows = session.execute(
-        select(OrgUnit.kind, OrgUnit.code).where(OrgUnit.id.in_(inst.org_unit.ids_on_path))
-    )
-    return dict(rows.all())
 
 
 @dataclass(frozen=True)
@@ -509,7 +501,7 @@ class Runtime(ApprovalActions):
             due = tasks.start_clock(session, inst, state.name, state.deadline, now, calendar, kind="breach")
         if state.timer is not None:
             tasks.start_clock(session, inst, state.name, state.timer, now, calendar, kind="timer")
-        for offer in tasks.offers(session, self.registry, inst, state):
+        for offer in tasks.offers(session, self.registry, inst, state, now):
             tasks.open_task(session, inst, state.name, offer, now, due)
         tasks.notify_on_entry(session, self.registry, inst, state, now)
         if state.subflow is not None:

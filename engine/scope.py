@@ -169,3 +169,11 @@ def holders(session: Session, role: str, unit: OrgUnit, now: datetime) -> list[i
         )
     )
     return list(dict.fromkeys([*users, *substitutes]))
+
+
+def unit_codes(session: Session, inst) -> dict[str, str]:
+    """The codes of an instance's org unit and the units above it, by kind (``{"county": "513322", …}``)."""
+    rows = session.execute(
+        select(OrgUnit.kind, OrgUnit.code).where(OrgUnit.id.in_(inst.org_unit.ids_on_path))
+    )
+    return dict(rows.all())

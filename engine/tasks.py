@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session, joinedload
 
 from engine import notify
 from engine.deadlines import WorkCalendar, due_at
-from engine.definitions import Deadline, State
+from engine.definitions import Deadline, GuardContext, State
 from engine.errors import NotPossible
 from engine.machine import Registry
-from engine.scope import Actor, ancestor_at, department_under, holders, within
+from engine.scope import Actor, ancestor_at, department_under, holders, unit_codes, within
 from engine.store.models import DeadlineRow, Instance, OrgUnit, Task
 
 OPEN = "open"
@@ -32,12 +32,13 @@ class Offer:
     party: str | None = None
 
 
-def offers(session: Session, registry: Registry, inst: Instance, state: State) -> list[Offer]:
+def offers(session: Session, registry: Registry, inst: Instance, state: State, now: datetime) -> list[Offer]:
     """The units whose holders of the step's role receive a task on entering ``state``."""
     if state.actor is None:
         return []
     if state.countersign is not None:
-        parties = list(dict.fromkeys(state.countersign.parties(inst.data)))
+        ctx = GuardContext(data=inst.data, form={}, now=now, units=unit_codes(session, inst))
+        parties = list(dict.fromkeys(state.countersign.parties(ctx)))
         return [party_offer(session, registry, inst, state, p) for p in parties]
     return [Offer(state.actor, role_unit(session, registry, inst, state.actor))]
 

@@ -132,7 +132,7 @@ def build(p: Policy) -> Workflow:
                 "registered",
                 "已登记台账(部门签收)",
                 actor=COUNTY_DEPARTMENT_REVIEWER,
-                countersign=Countersign(parties=routing, on="acknowledge"),
+                countersign=Countersign(parties=lambda ctx: routing(ctx.data), on="acknowledge"),
                 notify=(TOWNSHIP_REVIEWER, VILLAGE_APPLICANT),
             ),
             State("in_operation", "运营管护中", final=True),

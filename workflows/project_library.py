@@ -133,13 +133,14 @@ ABOVE_PROVINCE = Guard("above_province_threshold", "报省提级论证", _above_
 PREFECTURE_BAND = Guard("prefecture_assessment_band", "州级组织评估", _prefecture_band)
 
 
-def departments_for(data: Mapping[str, Any]) -> list[str]:
+def departments_for(data: Mapping[str, Any], county: str | None = None) -> list[str]:
     """部门审查 parties: the category's and each sector's departments, plus 财政 from the threshold.
 
-    DOMAIN §2.2 table [D, in the year's policy]; 财政 joins when the total ≥ finance_review_min.
+    DOMAIN §2.2 table [D, in the year's policy, overridable per county]; 财政 joins when the
+    total ≥ finance_review_min.
     """
     p = policy_of(data)
-    codes = list(p.departments_by_category.get(data.get("category", ""), ()))
+    codes = list(p.category_departments(data.get("category", ""), county))
     for sector in data.get("sectors") or ():
         codes += p.departments_by_sector.get(sector, ())
     codes = codes or list(p.default_departments)
@@ -281,7 +282,9 @@ def build(p: Policy) -> Workflow:
                 actor=COUNTY_DEPARTMENT_REVIEWER,
                 checklist=(DEPARTMENT_CHECKS,),
                 advisory=ENTRY_GATE,
-                countersign=Countersign(parties=departments_for),
+                countersign=Countersign(
+                    parties=lambda ctx: departments_for(ctx.data, ctx.units.get("county"))
+                ),
                 deadline=review,
             ),
             State("prefecture_assessment", "州级评估论证", actor=PREFECTURE_BUREAU, advisory=ENTRY_GATE),
@@ -291,7 +294,7 @@ def build(p: Policy) -> Workflow:
                 "县级审定",
                 actor=COUNTY_APPROVER,
                 checklist=ENTRY_GATE,
-                countersign=Countersign(parties=approval_parties),
+                countersign=Countersign(parties=lambda ctx: approval_parties(ctx.data)),
                 deadline=review,
             ),
             State(

@@ -69,7 +69,7 @@ GRANT = Workflow(
             "dept_review",
             "部门会签",
             actor="dept_reviewer",
-            countersign=Countersign(parties=lambda data: data["depts"]),
+            countersign=Countersign(parties=lambda ctx: ctx.data["depts"]),
         ),
         State("granted", "已批准", final=True),
         State("rejected", "不予批准", final=True),

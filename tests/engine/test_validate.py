@@ -110,7 +110,7 @@ FAULTS = {
                 "b",
                 "乙",
                 timer=Deadline(days=1, on_expiry="done"),
-                countersign=Countersign(parties=lambda d: []),
+                countersign=Countersign(parties=lambda ctx: []),
             ),
             State("z", "终", final=True),
         ),

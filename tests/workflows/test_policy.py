@@ -5,11 +5,13 @@ from __future__ import annotations
 import tomllib
 from decimal import Decimal
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
 from workflows import policy
 from workflows.policy import PolicyError, load_file, parse
+from workflows.project_library import departments_for
 
 RAW_2025 = (policy.HERE / "2025.toml").read_text(encoding="utf-8")
 
@@ -128,3 +130,18 @@ def test_invalid_toml_is_refused(tmp_path):
 def test_unknown_year_is_refused():
     with pytest.raises(PolicyError, match="no policy for 1999"):
         policy.load(1999)
+
+
+def test_a_county_may_set_its_own_review_departments():
+    raw = tomllib.loads((Path(policy.__file__).parent / "2025.toml").read_text())
+    raw["departments"]["by_county"] = {"513322": {"产业发展": ["agriculture", "commerce"]}}
+    own = policy.parse(raw, "2025.toml")
+    assert own.category_departments("产业发展", "513322") == ("agriculture", "commerce")
+    assert own.category_departments("产业发展", "513301") == ("agriculture",)
+    assert own.category_departments("以工代赈", "513322") == ("development_reform",)
+    raw["departments"]["by_county"] = {"513322": {"不存在的类别": ["agriculture"], "产业发展": ["nobody"]}}
+    with pytest.raises(policy.PolicyError) as err:
+        policy.parse(raw, "2025.toml")
+    assert "departments.by_county.513322.不存在的类别" in str(err.value)
+    assert "unknown department code 'nobody'" in str(err.value)
+    assert departments_for({"year": 2025, "category": "产业发展", "total": 1}) == ["agriculture"]

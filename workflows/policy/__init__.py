@@ -123,8 +123,17 @@ class Policy:
     approval_departments: tuple[str, ...]
     departments_by_category: Mapping[str, tuple[str, ...]]
     departments_by_sector: Mapping[str, tuple[str, ...]]
+    departments_by_county: Mapping[str, Mapping[str, tuple[str, ...]]]
     negative_list: tuple[NegativeItem, ...]
     collaboration_targets: tuple[Target, ...]
+
+    def category_departments(self, category: str, county: str | None = None) -> tuple[str, ...]:
+        """部门审查 departments of a category: the county's own table where it has one, else the default.
+
+        DOMAIN §2.2 [D; configurable per county]: ``[departments.by_county."<county code>"]``.
+        """
+        own = self.departments_by_county.get(county or "", {})
+        return own.get(category, self.departments_by_category.get(category, ()))
 
     def negative_item(self, code: str) -> NegativeItem:
         return next(i for i in self.negative_list if i.code == code)
@@ -357,6 +366,16 @@ def parse(raw: Mapping[str, Any], where: str) -> Policy:
             if name not in known:
                 r.fault(f"departments.{table_key}.{name}", "is not listed in departments.categories/sectors")
             out[name] = r.departments(table, f"departments.{table_key}.", name)
+    by_county: dict[str, dict[str, tuple[str, ...]]] = {}
+    for county, table in (dep.get("by_county") or {}).items():
+        if not isinstance(table, Mapping):
+            r.fault(f"departments.by_county.{county}", "must be a table of category = [departments]")
+            continue
+        by_county[county] = {}
+        for name in table:
+            if name not in categories:
+                r.fault(f"departments.by_county.{county}.{name}", "is not listed in departments.categories")
+            by_county[county][name] = r.departments(table, f"departments.by_county.{county}.", name)
     finance = r.text(dep, "departments.", "finance")
     if finance and finance not in DEPARTMENTS:
         r.fault("departments.finance", f"unknown department code '{finance}'")
@@ -425,6 +444,7 @@ def parse(raw: Mapping[str, Any], where: str) -> Policy:
         approval_departments=r.departments(dep, "departments.", "approval"),
         departments_by_category=by_category,
         departments_by_sector=by_sector,
+        departments_by_county=by_county,
         negative_list=_negative_list(r, r.get(raw, "", "negative_list"), year),
         collaboration_targets=_targets(r, r.get(raw, "", "collaboration_targets")),
     )
