@@ -242,23 +242,30 @@ class ApprovalActions:
 
     # ---- 催办 ------------------------------------------------------------------------------------
 
+    @staticmethod
+    def _check_urge(session: Session, inst: Instance, task: Task, actor: Actor) -> None:
+        """催办 is for someone upstream: the starter, an earlier handler, or a unit above the task."""
+        if actor.holding(task.role, task.org_path) is not None and task.assignee_id in (None, actor.user_id):
+            raise NotPossible("这是您自己的待办，无需催办 (this task is yours to work, not to urge)")
+        above = any(
+            task.org_path.startswith(m.org_path) and task.org_path != m.org_path for m in actor.memberships
+        )
+        if actor.user_id == inst.started_by_id or above:
+            return
+        acted_before = session.scalars(
+            select(Task.id).where(Task.instance_id == inst.id, Task.closed_by_id == actor.user_id)
+        ).first()
+        if acted_before is None:
+            raise Forbidden(
+                "只有发起人、经办人或上级单位可以催办 (only the starter, an earlier handler or a unit above may urge)"
+            )
+
     def urge(
         self, session: Session, task_id: int, actor: Actor, now: datetime, comment: str | None = None
     ) -> Task:
         """催办: someone upstream (the starter, an earlier handler, or a unit above) presses an open task."""
         task, inst = self._task(session, task_id, actor)
-        acted_before = session.scalars(
-            select(Task.id).where(Task.instance_id == inst.id, Task.closed_by_id == actor.user_id)
-        ).first()
-        above = any(
-            task.org_path.startswith(m.org_path) and task.org_path != m.org_path for m in actor.memberships
-        )
-        if actor.holding(task.role, task.org_path) is not None and task.assignee_id in (None, actor.user_id):
-            raise NotPossible("这是您自己的待办，无需催办 (this task is yours to work, not to urge)")
-        if actor.user_id != inst.started_by_id and acted_before is None and not above:
-            raise Forbidden(
-                "只有发起人、经办人或上级单位可以催办 (only the starter, an earlier handler or a unit above may urge)"
-            )
+        self._check_urge(session, inst, task, actor)
         task.urge_count += 1
         self._notify_task(
             session,
@@ -332,13 +339,9 @@ class ApprovalActions:
 
     # ---- 撤回 -------------------------------------------------------------------------------------
 
-    def withdraw(
-        self, session: Session, instance_id: int, actor: Actor, now: datetime, comment: str | None = None
-    ) -> Instance:
-        """撤回: the submitter takes a submission back, until the next step has acted on it."""
-        inst = self.instance(session, instance_id, actor, lock=True)
-        self._check_live(inst)
-        wf: Workflow = self.definition(inst).workflow
+    @staticmethod
+    def _check_withdraw(session: Session, inst: Instance, actor: Actor, wf: Workflow) -> None:
+        """撤回 is for the submitter, from a withdrawable step, before the next step has acted."""
         if inst.previous_state is None or inst.previous_actor_id != actor.user_id:
             raise Forbidden("只有提交人可以撤回 (only the person who submitted it may withdraw it)")
         if not wf.state(inst.previous_state).withdrawable:
@@ -357,6 +360,15 @@ class ApprovalActions:
             raise NotPossible(
                 "the next step has already acted on it: too late to withdraw (已被处理，无法撤回)"
             )
+
+    def withdraw(
+        self, session: Session, instance_id: int, actor: Actor, now: datetime, comment: str | None = None
+    ) -> Instance:
+        """撤回: the submitter takes a submission back, until the next step has acted on it."""
+        inst = self.instance(session, instance_id, actor, lock=True)
+        self._check_live(inst)
+        wf: Workflow = self.definition(inst).workflow
+        self._check_withdraw(session, inst, actor, wf)
         from_state = inst.state
         tasks.close_open(session, inst, now, done=None, outcome="withdrawn", closed_by=actor.user_id)
         inst.state, inst.previous_state, inst.previous_actor_id = inst.previous_state, None, None

@@ -8,7 +8,8 @@ event and queue notifications. Refusals are raised before anything is written; i
 later step fails the caller's transaction rolls back, so nothing of it remains.
 
 The approval actions on tasks (签收, 转办, 委派, 催办, 撤回, 挂起, 加签…) are in
-:mod:`engine.approvals`, mixed into the same :class:`Runtime`.
+:mod:`engine.approvals`, and what of them an actor may do now in :mod:`engine.options`, both
+mixed into the same :class:`Runtime`.
 
 The caller owns the transaction: ``with session.begin(): runtime.fire(...)``.
 """
@@ -29,6 +30,7 @@ from engine.deadlines import WorkCalendar
 from engine.definitions import SYSTEM, Field, GuardContext, State, Transition, Workflow
 from engine.errors import Conflict, Forbidden, GuardFailed, InvalidForm, NotFound, NotPossible
 from engine.machine import Compiled, Registry
+from engine.options import OptionQueries
 from engine.scope import Actor, Membership, unit_codes
 from engine.store.db import flush_instance, is_postgres
 from engine.store.models import ACTIVE, COMPLETED, SUSPENDED, AuditEvent, Instance, OrgUnit, Task
@@ -92,7 +94,7 @@ class Authority:
 
 
 @dataclass
-class Runtime(ApprovalActions):
+class Runtime(ApprovalActions, OptionQueries):
     """The engine's service object: a registry of definitions and how to read the calendar."""
 
     registry: Registry

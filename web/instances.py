@@ -37,7 +37,6 @@ from engine.forms import fen_to_wan
 from engine.runtime import Runtime
 from engine.store.models import AuditEvent, Instance, OrgUnit
 from web import db, diagrams
-from web.panel import panel
 from web.views import shanghai, status_of
 
 bp = Blueprint("instances", __name__)
@@ -175,7 +174,7 @@ def instance_view(inst_id: int, *, error: EngineError | None = None, status: int
             state=compiled.workflow.state(inst.state),
             data=[(fields[k], v) for k, v in inst.data.items() if k in fields],
             checklist=runtime.checklist(db.session(), inst, now),
-            panel=panel(s, runtime, inst, actor),
+            panel=runtime.options(s, inst, actor),
             actions=actions,
             action_fields=action_fields.values(),
             prefill={k: input_value(fields[k], v) for k, v in inst.data.items() if k in record},

@@ -344,3 +344,27 @@ def test_task_queue_scope_filters_and_paging(runtime, sessions, actor, world):
         assert task_queue(s, actor("town_a1"), overdue_at=due - timedelta(seconds=1)).total == 0
         assert task_queue(s, actor("town_a1"), overdue_at=due + timedelta(seconds=1)).total == 3
         assert task_queue(s, actor("auditor_a")).total == 0
+
+
+# ---- what the actor may do now (the same checks as the actions) -------------------------------------
+
+
+def test_options_agree_with_the_actions(runtime, sessions, actor, world, at_township):
+    with sessions() as s:
+        inst = s.get(Instance, at_township)
+        mine = runtime.options(s, inst, actor("town_a1"))
+        [task] = mine.tasks
+        assert (task.claim, task.unclaim, task.hand_over, task.urge) == (True, False, True, False)
+        assert [u.username for u in task.reassign_to] == ["town_a1_b"]
+        assert not mine.suspend and not mine.withdraw
+        starter = runtime.options(s, inst, actor("applicant_a1"))
+        assert starter.tasks[0].urge and not starter.tasks[0].claim
+        supervisor = runtime.options(s, inst, actor("county_a"))
+        assert supervisor.suspend and not supervisor.resume
+    with sessions.begin() as s:
+        runtime.claim(s, task.task.id, actor("town_a1_b"), LATER)
+    with sessions() as s:
+        other = runtime.options(s, s.get(Instance, at_township), actor("town_a1"))
+        assert not other.tasks[0].claim and not other.tasks[0].hand_over
+        with pytest.raises(Forbidden):
+            runtime.claim(s, task.task.id, actor("town_a1"), LATER)
