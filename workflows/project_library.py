@@ -350,7 +350,7 @@ def build(p: Policy) -> Workflow:
             ),
             T("approve", "prefecture_assessment", "county_approval", fields=assessment),
             T("approve", "province_assessment", "county_approval", fields=assessment),
-            T("approve", "county_approval", "county_notice", checked=True),
+            T("approve", "county_approval", "county_notice", checked=True, bulk=True),
             T("return", REVIEW_STATES, "draft", needs_comment=True),
             T("reject", REVIEW_STATES, "rejected", needs_comment=True),
             T("object", "county_notice", "county_approval", by=VILLAGER, needs_comment=True),

@@ -74,7 +74,7 @@ def build(p: Policy) -> Workflow:
             T("submit", "drafting", "submitted", fields=optional(figures)),
             T("review", "submitted", "reviewed"),
             T("return", "submitted", "drafting", needs_comment=True),
-            T("publish", "reviewed", "published"),
+            T("publish", "reviewed", "published", bulk=True),
         ),
         trigger_labels={"submit": "报送", "review": "审核", "return": "退回", "publish": "通报"},
     )
