@@ -237,3 +237,11 @@ def test_plan_refuses_a_project_not_in_the_library(sessions, runtime, actor, dri
     assert count(sessions, "plan_filing") == 0
     with sessions() as s:
         assert s.scalar(select(func.count()).where(Instance.state == "in_annual_plan")) == 0
+
+
+def test_a_file_that_is_not_xlsx_is_refused_whole():
+    from workflows.reports.importer import ImportFailed, open_workbook
+
+    with pytest.raises(ImportFailed) as refused:
+        open_workbook(b"name,amount\n\xe7\x89\x9b,1\n")
+    assert [e.message for e in refused.value.errors] == ["不是有效的 Excel (.xlsx) 文件 (not an .xlsx file)"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +26,7 @@ from typing import Any
 
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
+from openpyxl.utils.exceptions import InvalidFileException
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -121,6 +123,17 @@ class ImportFailed(Exception):
         self.errors = list(errors)
 
 
+def open_workbook(source: Path | bytes):
+    """The workbook in ``source``; a file that is not a readable .xlsx is refused as a whole."""
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    try:
+        return load_workbook(io.BytesIO(data), data_only=True)
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, ValueError, OSError):
+        raise ImportFailed(
+            [CellError("", 0, "", "", "不是有效的 Excel (.xlsx) 文件 (not an .xlsx file)")]
+        ) from None
+
+
 @dataclass
 class Row:
     number: int
@@ -171,8 +184,7 @@ class _Reader:
         )
 
     def read(self, source: Path | bytes) -> list[Row]:
-        data = source if isinstance(source, bytes) else Path(source).read_bytes()
-        book = load_workbook(io.BytesIO(data), data_only=True)
+        book = open_workbook(source)
         if self.sheet_name not in book.sheetnames:
             self.errors.append(CellError(self.sheet_name, 0, "", "", "缺少工作表 (sheet missing)"))
             return []

@@ -10,20 +10,18 @@ taken always equals what is given. The adjustment feeds next year's allocation.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from itertools import groupby
 from pathlib import Path
 
-from openpyxl import load_workbook
 from sqlalchemy.orm import Session
 
 from engine.forms import fen_to_wan, wan_to_fen
 from engine.scope import Actor
 from workflows.policy import Policy
-from workflows.reports.importer import CellError, ImportFailed
+from workflows.reports.importer import CellError, ImportFailed, open_workbook
 from workflows.reports.places import COUNTY, Places
 from workflows.reports.xlsx import add_sheet, cell_text, header_map, new_book, to_bytes
 
@@ -90,8 +88,7 @@ def load(session: Session, actor: Actor, source: Path | bytes) -> tuple[dict[str
 
     The ranking is prefecture-wide: every county of the file must lie in the actor's sight.
     """
-    data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    book = load_workbook(io.BytesIO(data), data_only=True)
+    book = open_workbook(source)
     places, errors = Places.load(session), []
     scores: dict[str, Decimal] = {}
     base: dict[str, int] = {}

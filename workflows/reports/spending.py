@@ -15,14 +15,12 @@ see docs/reports.md) until disbursements are recorded by ``project_delivery``.
 from __future__ import annotations
 
 import calendar
-import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from pathlib import Path
 
-from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 from sqlalchemy.orm import Session
 
@@ -30,7 +28,7 @@ from engine.forms import fen_to_wan, wan_to_fen
 from engine.scope import Actor
 from workflows.common import FUND_SOURCES
 from workflows.policy import Policy
-from workflows.reports.importer import CellError, ImportFailed
+from workflows.reports.importer import CellError, ImportFailed, open_workbook
 from workflows.reports.places import COUNTY, Places
 from workflows.reports.xlsx import add_sheet, cell_text, header_map, new_book, to_bytes
 
@@ -194,8 +192,7 @@ class _Sheet:
 
 def load(session: Session, actor: Actor, source: Path | bytes) -> Ledger:
     """A 拨付台账 workbook, limited to the counties in the actor's sight; ImportFailed on any fault."""
-    data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    book = load_workbook(io.BytesIO(data), data_only=True)
+    book = open_workbook(source)
     places, errors = Places.load(session), []
     sheets = [_Sheet(book, t, errors, t != PROVINCE_SHEET) for t in COLUMNS]
     allocations: dict[tuple[str, str], int] = {}
