@@ -281,6 +281,8 @@ def task_queue(
         .limit(per_page)
         .offset((page - 1) * per_page)
     ).all()
+    if not ids:
+        return Page([], total or 0, page, per_page)
     loaded = session.scalars(
         select(Task)
         .where(Task.id.in_(ids))
