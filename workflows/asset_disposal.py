@@ -105,7 +105,9 @@ def build(p: Policy) -> Workflow:
         start_fields=START_FIELDS,
         description="集体资产: 四议两公开 → 乡审核 → 县审批 → 执行 → 结果公开; 国有资产: 部门审核 → 财政审批",
         states=(
-            State("draft", "处置申请", actor=VILLAGE_APPLICANT, checklist=(DEPARTMENT_NAMED,)),
+            State(
+                "draft", "处置申请", actor=VILLAGE_APPLICANT, checklist=(DEPARTMENT_NAMED,), withdrawable=True
+            ),
             State("deliberation", "四议两公开", subflow="four_deliberations"),
             State("township_review", "乡镇审核", actor=TOWNSHIP_REVIEWER),
             State(

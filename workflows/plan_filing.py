@@ -85,7 +85,7 @@ def build(p: Policy) -> Workflow:
         start_fields=(YEAR_FIELD, *FILING_FIELDS),
         description="县(市)备案, 州级集中审查, 形成审查问题清单, 限期整改、重新备案 (GZ 一(一)1)",
         states=(
-            State("drafting", "编制计划", actor=COUNTY_APPROVER),
+            State("drafting", "编制计划", actor=COUNTY_APPROVER, withdrawable=True),
             State(
                 "filed", "已备案", actor=PREFECTURE_BUREAU, deadline=Deadline(annual=review_by, remind=(7,))
             ),

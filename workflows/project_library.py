@@ -267,14 +267,19 @@ def build(p: Policy) -> Workflow:
         start_fields=fields,
         description="村申报 → 乡审核 → 部门审查 → 县审定 (GZ 二(二)3)",
         states=(
-            State("draft", "村级申报", actor=VILLAGE_APPLICANT),
+            State("draft", "村级申报", actor=VILLAGE_APPLICANT, withdrawable=True),
             State(
                 "village_notice",
                 "村内公示",
                 timer=Deadline(days=p.village_notice_days, on_expiry="notice_ended"),
             ),
             State(
-                "township_review", "乡镇审核", actor=TOWNSHIP_REVIEWER, advisory=ENTRY_GATE, deadline=review
+                "township_review",
+                "乡镇审核",
+                actor=TOWNSHIP_REVIEWER,
+                advisory=ENTRY_GATE,
+                deadline=review,
+                withdrawable=True,
             ),
             State(
                 "department_review",

@@ -65,7 +65,7 @@ def build(p: Policy) -> Workflow:
         ),
         description="一季一统计一通报 (GZ 附件2 八)",
         states=(
-            State("drafting", "填报", actor=COUNTY_APPROVER),
+            State("drafting", "填报", actor=COUNTY_APPROVER, withdrawable=True),
             State("submitted", "已报送", actor=PREFECTURE_BUREAU),
             State("reviewed", "已审核", actor=PREFECTURE_BUREAU),
             State("published", "已通报", final=True),

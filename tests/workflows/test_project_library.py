@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-from engine.errors import Forbidden, GuardFailed, NotFound
+from engine.errors import Forbidden, GuardFailed, NotFound, NotPossible
 from engine.store.models import DeadlineRow, Instance, Task
 from tests.conftest import T0
 from workflows import policy
@@ -369,3 +369,26 @@ def test_priorities():
         "联农带农",
     ]
     assert priorities({"category": "产业发展", "households_exited": 0, "benefit_mechanism": "分红"}) == []
+
+
+def test_withdraw_a_submission_until_the_next_step_acts(runtime, drive, sessions, actor):
+    """撤回: the applicant during the village notice; the township until a department has signed."""
+    iid, _ = drive(
+        "project_library", DEMO_VILLAGE, "applicant", project_form(), [("submit", "applicant", None)]
+    )
+    with sessions.begin() as s:
+        assert runtime.withdraw(s, iid, actor("applicant"), T0, comment="补充材料").state == "draft"
+    iid, _ = drive(
+        "project_library", DEMO_VILLAGE, "applicant", project_form(), [*TO_TOWNSHIP, *TOWNSHIP_PASS]
+    )
+    with sessions.begin() as s:
+        assert runtime.withdraw(s, iid, actor("township"), T0).state == "township_review"
+    _fire(runtime, sessions, actor, iid, "approve", "township", form=TOWNSHIP_OK)
+    with sessions() as s:
+        first_dept = s.scalars(
+            select(Task).where(Task.instance_id == iid, Task.status == "open").order_by(Task.id)
+        ).first()
+    with sessions.begin() as s:
+        runtime.claim(s, first_dept.id, actor(f"dept_{first_dept.party}"), T0)
+    with sessions.begin() as s, pytest.raises(NotPossible, match="too late to withdraw"):
+        runtime.withdraw(s, iid, actor("township"), T0)
