@@ -478,6 +478,29 @@ def schedule(p: Policy) -> dict[str, tuple[Job, CronTrigger]]:
     }
 
 
+def last_due(trigger: CronTrigger, now: datetime) -> datetime | None:
+    """The latest time ``trigger`` was due at or before ``now`` (looking back just over a year)."""
+    last, due = None, trigger.get_next_fire_time(None, now - timedelta(days=400))
+    while due is not None and due <= now:
+        last, due = due, trigger.get_next_fire_time(due, due + timedelta(seconds=1))
+    return last
+
+
+def catch_up(sessions: sessionmaker[Session], runtime: Runtime, now: datetime) -> dict[str, Outcome]:
+    """Run each job once for its latest due time, so a date missed while no scheduler ran is not lost.
+
+    Like a timer that fires late, the job acts as of the time it was due (its period and its
+    rules are that day's). A job already done for that period changes nothing: every county's
+    work is keyed by (job, period, county).
+    """
+    done = {}
+    for name, (job, trigger) in schedule(policy.latest()).items():
+        due = last_due(trigger, now)
+        if due is not None:
+            done[name] = job(sessions, runtime, due)
+    return done
+
+
 def register(
     scheduler: BaseScheduler,
     sessions: sessionmaker[Session],
@@ -485,7 +508,10 @@ def register(
     *,
     clock: Callable[[], datetime] = utcnow,
 ) -> list[str]:
-    """Add every job to ``scheduler`` on the latest policy's dates; returns their ids."""
+    """Add every job to ``scheduler`` on the latest policy's dates, and one catch-up run at start.
+
+    Returns the ids of the dated jobs.
+    """
     jobs = schedule(policy.latest())
     for name, (job, trigger) in jobs.items():
 
@@ -496,4 +522,10 @@ def register(
         scheduler.add_job(
             run, trigger, id=name, name=name, coalesce=True, max_instances=1, misfire_grace_time=None
         )
+
+    def run_catch_up() -> None:
+        for name, outcome in catch_up(sessions, runtime, clock()).items():
+            log.info("catch-up %s %s: handled %s", name, outcome.period, outcome.done)
+
+    scheduler.add_job(run_catch_up, id="catch_up", name="catch_up", next_run_time=clock(), max_instances=1)
     return list(jobs)

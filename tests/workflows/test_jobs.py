@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -229,5 +229,28 @@ def test_schedule_dates_come_from_policy():
 def test_register_adds_every_job_beside_the_deadline_scan(runtime):
     process = build_scheduler(None, runtime)
     names = jobs.register(process, None, runtime)
-    assert sorted(j.id for j in process.get_jobs()) == sorted(["run_due", *names])
+    assert sorted(j.id for j in process.get_jobs()) == sorted(["run_due", "catch_up", *names])
     assert len(names) == 5
+
+
+def test_last_due_of_each_job():
+    schedule = jobs.schedule(policy.latest())
+    now = shanghai(2027, 9, 15, 12)
+    assert jobs.last_due(schedule["library_sweep"][1], now) == shanghai(2027, 8, 1, 2)
+    assert jobs.last_due(schedule["data_quality_dispatch"][1], now) == shanghai(2027, 9, 5, 2)
+    assert jobs.last_due(schedule["library_sweep"][1], shanghai(2027, 7, 31, 12)) == shanghai(2026, 8, 1, 2)
+
+
+def test_a_sweep_missed_while_the_scheduler_was_down_is_caught_up_once(drive, runtime, sessions, world):
+    form, steps, _ = TO_LIBRARY
+    old, _ = drive("project_library", DEMO_VILLAGE, "applicant", form, steps)
+    restarted = shanghai(2027, 8, 20, 9)
+    first = jobs.catch_up(sessions, runtime, restarted)
+    assert first["library_sweep"].period == "2027"
+    assert first["library_sweep"].done[DEMO_COUNTY] == [f"{old} 入库已满2年未实施"]
+    with sessions() as s:
+        assert s.get(Instance, old).state == "sweep_review"
+        before = _counts(sessions)
+    again = jobs.catch_up(sessions, runtime, restarted + timedelta(hours=1))
+    assert again["library_sweep"].done == {}
+    assert _counts(sessions) == before
