@@ -24,7 +24,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_login import login_required
+from flask_login import current_user, login_required
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -44,6 +44,18 @@ def admin_actor(s) -> Actor:
     if not any(m.role == ADMIN_ROLE for m in actor.memberships):
         raise Forbidden("系统管理需要管理员角色 (admin role required)")
     return actor
+
+
+@bp.app_context_processor
+def administering():
+    """``is_admin()`` for the header: the 系统管理 link is shown only to holders of the admin role."""
+
+    def is_admin() -> bool:
+        if not current_user.is_authenticated:
+            return False
+        return any(m.role == ADMIN_ROLE for m in db.actor(db.session()).memberships)
+
+    return {"is_admin": is_admin}
 
 
 def _unit(s, actor: Actor, raw: str | None, field: str) -> OrgUnit:

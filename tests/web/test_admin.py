@@ -186,3 +186,9 @@ def test_issue_an_api_token_shown_once(admins, app, browser, world, sessions):
     assert token not in b.get("/admin/").get_data(as_text=True)
     with sessions() as s:
         assert s.get(User, world.u["town_a1"].id).api_token_hash == directory.token_hash(token)
+
+
+def test_only_admins_see_the_admin_link(admins, browser):
+    assert 'href="/admin/"' in browser("admin_a").get("/tasks/").get_data(as_text=True)
+    assert 'href="/admin/"' not in browser("town_a1").get("/tasks/").get_data(as_text=True)
+    assert browser("town_a1").get("/admin/").status_code == 403
