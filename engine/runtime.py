@@ -275,7 +275,8 @@ class Runtime(ApprovalActions, OptionQueries):
         inst = self.instance(session, instance_id, actor, lock=True)
         if expected_version is not None and inst.version_id != expected_version:
             raise Conflict(
-                f"instance {inst.id} is at version {inst.version_id}, not {expected_version}: reload and retry",
+                f"事项已被他人修改，请刷新后重试 (instance {inst.id} is at version {inst.version_id}, "
+                f"not {expected_version}: reload and retry)",
                 current_version=inst.version_id,
             )
         self._check_live(inst)

@@ -9,12 +9,13 @@ no manual step: a missing or stale ``messages.mo`` is compiled from its ``.po`` 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import redirect, request, session
-from flask_babel import Babel
+from flask_babel import Babel, get_locale
 from flask_login import current_user
 
 from engine import directory
@@ -23,6 +24,7 @@ from web import db
 from web.auth import _safe_next
 
 LANGUAGES = {"zh": "中文", "en": "English"}
+BILINGUAL = re.compile(r"^(?P<zh>.*?\S)\s*\((?P<en>[^()]*[A-Za-z][^()]*)\)\s*$", re.S)
 TRANSLATIONS = Path(__file__).parent / "translations"
 
 
@@ -64,3 +66,16 @@ def init_app(app) -> None:
     app.add_url_rule("/lang", "set_language", set_language, methods=["POST"])
     app.jinja_env.globals["LANGUAGES"] = LANGUAGES
     app.jinja_env.globals["current_lang"] = select_locale
+    app.jinja_env.filters["one_language"] = one_language
+
+
+def one_language(message: object) -> str:
+    """Engine and policy messages read "中文 (English)"; show the half in the page's language.
+
+    Anything not in that form (user data, plain texts) is shown as it is.
+    """
+    text = str(message)
+    found = BILINGUAL.match(text)
+    if found is None:
+        return text
+    return found["en"] if str(get_locale()) == "en" else found["zh"]

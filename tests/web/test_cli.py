@@ -39,9 +39,13 @@ def test_demo_reset_loads_the_demo_twice(db_url, capsys):
 
 
 def children(pid: int) -> list[int]:
+    """Child processes of ``pid``, read per thread (a request thread may end while we read)."""
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(c) for c in (task / "children").read_text().split()]
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue
     return found
 
 

@@ -6,12 +6,14 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
+from flask import session
 
 from engine.store.models import User
-from web.i18n import TRANSLATIONS, compile_catalogs
+from web.i18n import TRANSLATIONS, compile_catalogs, one_language
 
 WEB = Path(__file__).parents[2] / "web"
 METHODS = [("**/templates/**.html", "jinja2"), ("**.py", "python")]
@@ -64,3 +66,24 @@ def test_the_choice_is_saved_and_used_at_the_next_login(browser, sessions, world
     html = browser("town_a1").get("/tasks/").get_data(as_text=True)
     assert "My tasks" in html, "a fresh login comes back in English"
     assert "我的待办" in browser("town_a2").get("/tasks/").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("message", "zh", "en"),
+    [
+        (
+            "事项已挂起，请先恢复 (instance 3 is suspended: resume it first)",
+            "事项已挂起，请先恢复",
+            "instance 3 is suspended: resume it first",
+        ),
+        ("名称: 必填 (required)", "名称: 必填", "required"),
+        ("牦牛养殖 (一期)", "牦牛养殖 (一期)", "牦牛养殖 (一期)"),
+        ("已保存", "已保存", "已保存"),
+    ],
+)
+def test_engine_messages_show_in_the_page_language(app, message, zh, en):
+    with app.test_request_context("/"):
+        assert one_language(message) == zh
+    with app.test_request_context("/"):
+        session["lang"] = "en"
+        assert one_language(message) == en
