@@ -80,6 +80,13 @@ def _local_time(raw: str | None, field: str) -> datetime:
         raise InvalidForm({field: "时间格式应为 YYYY-MM-DDTHH:MM (time expected)"}) from None
 
 
+def _role(code: str) -> str:
+    """A role code from a form, refused unless it is one the registry knows."""
+    if code not in dict(_role_choices()):
+        raise InvalidForm({"role": "未知角色 (unknown role)"})
+    return code
+
+
 def _role_choices() -> list[tuple[str, str]]:
     """Every role of the registry, plus ``admin`` when the workflows do not define it themselves."""
     choices = {code: r.label for code, r in db.runtime().registry.roles.items()}
@@ -149,9 +156,7 @@ def add_user():
 
     def act(s, actor):
         unit = _unit(s, actor, f.get("org_unit_id"), "org_unit_id")
-        role = f.get("role", "")
-        if role not in dict(_role_choices()):
-            raise InvalidForm({"role": "未知角色 (unknown role)"})
+        role = _role(f.get("role", ""))
         user = directory.add_user(
             s,
             username=f.get("username", "").strip(),
@@ -173,9 +178,7 @@ def grant():
     def act(s, actor):
         user = _user(s, actor, f.get("user_id", type=int) or 0)
         unit = _unit(s, actor, f.get("org_unit_id"), "org_unit_id")
-        role = f.get("role", "")
-        if role not in dict(_role_choices()):
-            raise InvalidForm({"role": "未知角色 (unknown role)"})
+        role = _role(f.get("role", ""))
         directory.grant(s, user, role, unit, now=db.now(), by=actor.name)
 
     return _change(act)

@@ -154,27 +154,22 @@ def build(p: Policy) -> Workflow:
                 T("disburse", step, step, record=True, fields=DISBURSEMENT_FIELDS)
                 for step in ("implementing", "completed", "settled")
             ),
-            T(
-                "extend",
-                "completed",
-                "completed",
-                by=COUNTY_FINANCE,
-                guard=LARGE_PROJECT,
-                needs_comment=True,
-                fields=EXTENSION_FIELDS,
-                extends=Deadline(months=p.extension_months_large),
-                max_times=1,
-            ),
-            T(
-                "extend",
-                "completed",
-                "completed",
-                by=COUNTY_FINANCE,
-                otherwise=True,
-                needs_comment=True,
-                fields=EXTENSION_FIELDS,
-                extends=Deadline(months=p.extension_months_small),
-                max_times=1,
+            *(
+                T(
+                    "extend",
+                    "completed",
+                    "completed",
+                    by=COUNTY_FINANCE,
+                    needs_comment=True,
+                    fields=EXTENSION_FIELDS,
+                    extends=Deadline(months=months),
+                    max_times=1,
+                    **branch,
+                )
+                for months, branch in (
+                    (p.extension_months_large, {"guard": LARGE_PROJECT}),
+                    (p.extension_months_small, {"otherwise": True}),
+                )
             ),
             T(
                 "settle",
