@@ -9,7 +9,7 @@ APT    := chromium fonts-wqy-zenhei graphviz
 DEMO_DB ?= instance/demo.db
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint apt-deps bench clean
+.PHONY: demo test lint apt-deps bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -36,7 +36,10 @@ test: $(STAMP) apt-deps lint
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(PY) -m bench.run
+	$(PY) -m bench.run --doc docs/benchmarks.md
+
+bench-quick: $(STAMP)
+	$(PY) -m bench.run --quick
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

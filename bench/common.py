@@ -9,6 +9,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -20,6 +21,16 @@ PG_ADMIN = os.environ.get(
     os.environ.get("SHUANGTI_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"),
 )
 BACKENDS = ("sqlite", "postgresql")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target of the benchmark issue, with the figure this run measured against it."""
+
+    what: str
+    figure: str
+    target: str
+    met: bool
 
 
 def timed(fn: Callable[[], object], repeats: int) -> dict[str, float]:

@@ -1,0 +1,1 @@
+"""Reliability and security: load, faults and hostile input (issue 8)."""
