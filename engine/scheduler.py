@@ -10,30 +10,37 @@ cancels the rows when it leaves. :func:`run_due` acts on the rows that have fall
   for the role the step's deadline escalates to, at that role's unit above the instance;
 - ``timer``: the SYSTEM fires the row's trigger, as of the row's due time.
 
-Exactly once: a row is claimed in the transaction that acts on it, and that transaction
-commits or rolls back as one. On PostgreSQL the claim locks the instance (the order the
-runtime locks in, so a user's concurrent action cannot deadlock with it) and then the row
-``FOR UPDATE SKIP LOCKED``; on both databases a conditional ``UPDATE … WHERE
-status='pending'`` must change exactly one row. A second scheduler, or a rerun, finds the
-row fired and leaves it. A process killed mid-row loses only its open transaction: the
-row is still pending, and the next scan acts on it.
+Exactly once: rows are claimed in batches, in the transaction that acts on them, and each
+row acts in its own SAVEPOINT, so a failing row rolls back alone while the claims of the
+others commit with their effects. On PostgreSQL a batch first locks its rows' instances
+``FOR UPDATE SKIP LOCKED`` (the order the runtime locks in, and never waiting, so neither a
+user's concurrent action nor a second scheduler can deadlock with it), then claims the
+rows with a conditional ``UPDATE … WHERE status='pending'``; on SQLite that UPDATE is the
+batch's first write, so the single-writer lock serialises scans. A second scheduler, or a
+rerun, finds the row fired and leaves it. A process killed mid-batch loses only its open
+transaction: the rows are still pending, and the next scan acts on them.
 
-:func:`serve` runs :func:`run_due` every ``interval_seconds`` in an APScheduler 3
-``BlockingScheduler``. APScheduler only says when to scan; correctness lies in the rows,
-so its job store stays in memory and is never shared.
+:func:`build_scheduler` runs :func:`run_due` every ``interval_seconds`` in an APScheduler
+3 ``BlockingScheduler``. APScheduler only says when to scan; correctness lies in the rows,
+so its job store stays in memory and is never shared. A scan that fails because the
+database is unreachable (or, on SQLite, locked) logs one warning and is retried with
+exponential backoff until a scan succeeds; that scan catches up on everything due.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
+from apscheduler.events import EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine import audit, notify, tasks
@@ -42,120 +49,289 @@ from engine.definitions import SYSTEM
 from engine.runtime import Runtime
 from engine.scope import Actor, ancestor_at, department_under, holders
 from engine.store.db import is_postgres
-from engine.store.models import ACTIVE, DeadlineRow, Instance, Task
+from engine.store.models import ACTIVE, DeadlineRow, Instance, OrgUnit, Task
 
 log = logging.getLogger(__name__)
 
 PENDING, FIRED = "pending", "fired"
 SUPERVISE = "supervise"
+JOB_ID = "run_due"
+
+Candidate = tuple[int, datetime, str, int]
 
 
-def run_due(sessions: sessionmaker[Session], runtime: Runtime, now: datetime, *, batch: int = 100) -> int:
-    """Act on every pending row due at ``now``, in due order, one transaction each; return how many.
+def unavailable(exc: BaseException) -> bool:
+    """The database cannot be reached or used right now (down, connection lost, SQLite locked)."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(
+            exc, (sa_exc.OperationalError, sa_exc.InterfaceError)
+        )
+    return isinstance(exc, (sa_exc.DisconnectionError, sa_exc.TimeoutError))
 
-    Rows are read ``batch`` at a time. A row that fails is rolled back alone, logged, and
-    counted in its ``attempts`` with its ``last_error``; it stays pending for the next scan.
-    A fired timer may start clocks that are already due (after downtime), so reading resumes
-    from it and those rows are acted on in this same scan, in their order. Rows of
-    instances that are not active (suspended, ended) and paused rows are left alone.
+
+def run_due(sessions: sessionmaker[Session], runtime: Runtime, now: datetime, *, batch: int = 500) -> int:
+    """Act on every pending row due at ``now``, in due order, a batch per transaction; return how many.
+
+    A row that fails is rolled back alone (its SAVEPOINT), logged, and counted in its
+    ``attempts`` with its ``last_error``; it stays pending for the next scan. A fired timer
+    may start clocks that are already due (after downtime): the batch then stops after it
+    and reading resumes from it, so those rows are acted on in this same scan, in their
+    order. Rows of instances that are not active (suspended, ended) and paused rows are
+    left alone. On PostgreSQL, rows whose instance another transaction holds are done at
+    the end, waiting for the lock. A database that is unreachable raises (see
+    :func:`unavailable`): the open batch rolls back and nothing is lost.
+    """
+    acted = 0
+    while True:
+        done, again = _scan(sessions, runtime, now, batch)
+        acted += done
+        if not again:
+            return acted
+
+
+def _scan(sessions: sessionmaker[Session], runtime: Runtime, now: datetime, batch: int) -> tuple[int, bool]:
+    """One pass in due order, then the rows skipped for a held instance; True if a pass must follow.
+
+    It must when a skipped timer, fired at the end, started clocks that are already due.
     """
     acted = 0
     cursor: tuple[datetime, int] | None = None
+    deferred: list[Candidate] = []
     while True:
         page = _candidates(sessions, now, cursor, batch)
-        for row_id, due, kind in page:
-            cursor = (due, row_id)
-            if _act_once(sessions, runtime, row_id, now):
-                acted += 1
-                if kind == "timer":
-                    break
-        else:
-            if len(page) < batch:
-                return acted
+        if not page:
+            break
+        done, cursor, skipped, fired_timer = _act_on_batch(sessions, runtime, page, now, wait=False)
+        acted += done
+        deferred += skipped
+        if not fired_timer and len(page) < batch:
+            break
+    for start in range(0, len(deferred), batch):
+        done, _, _, fired_timer = _act_on_batch(sessions, runtime, deferred[start : start + batch], now, wait=True)
+        acted += done
+        if fired_timer:
+            return acted, True
+    return acted, False
 
 
 def _candidates(
     sessions: sessionmaker[Session], now: datetime, cursor: tuple[datetime, int] | None, batch: int
-) -> list[tuple[int, datetime, str]]:
+) -> list[Candidate]:
     query = (
-        select(DeadlineRow.id, DeadlineRow.due_at, DeadlineRow.kind)
+        select(DeadlineRow.id, DeadlineRow.due_at, DeadlineRow.kind, DeadlineRow.instance_id)
         .join(Instance, Instance.id == DeadlineRow.instance_id)
         .where(DeadlineRow.status == PENDING, DeadlineRow.due_at <= now, Instance.status == ACTIVE)
         .order_by(DeadlineRow.due_at, DeadlineRow.id)
         .limit(batch)
     )
     if cursor is not None:
-        due, row_id = cursor
-        query = query.where(
-            or_(DeadlineRow.due_at > due, and_(DeadlineRow.due_at == due, DeadlineRow.id > row_id))
-        )
+        query = query.where(_after(cursor))
     with sessions() as s:
         return [tuple(r) for r in s.execute(query)]
 
 
-def _act_once(sessions: sessionmaker[Session], runtime: Runtime, row_id: int, now: datetime) -> bool:
-    """Claim and act on one row in one transaction; False if another scan had it, or it failed."""
-    try:
-        with sessions.begin() as s:
-            row = _claim(s, row_id, now)
-            if row is None:
-                return False
-            ACTIONS[row.kind](s, runtime, row, now)
-        return True
-    except Exception as exc:
-        log.exception("deadline row %s failed; it stays pending for the next scan", row_id)
-        with sessions.begin() as s:
-            s.execute(
-                update(DeadlineRow)
-                .where(DeadlineRow.id == row_id, DeadlineRow.status == PENDING)
-                .values(attempts=DeadlineRow.attempts + 1, last_error=f"{type(exc).__name__}: {exc}"[:2000])
-            )
-        return False
+def _after(cursor: tuple[datetime, int]):
+    due, row_id = cursor
+    return or_(DeadlineRow.due_at > due, and_(DeadlineRow.due_at == due, DeadlineRow.id > row_id))
 
 
-def _claim(s: Session, row_id: int, now: datetime) -> DeadlineRow | None:
-    """Mark the row fired if it is still pending; None if another scheduler has or had it."""
-    if is_postgres(s):
-        instance_id = s.scalar(select(DeadlineRow.instance_id).where(DeadlineRow.id == row_id))
-        s.execute(select(Instance.id).where(Instance.id == instance_id).with_for_update())
-        free = s.scalar(
-            select(DeadlineRow.id)
-            .where(DeadlineRow.id == row_id, DeadlineRow.status == PENDING)
-            .with_for_update(skip_locked=True)
-        )
-        if free is None:
-            return None
-    claimed = s.execute(
-        update(DeadlineRow)
-        .where(DeadlineRow.id == row_id, DeadlineRow.status == PENDING)
-        .values(status=FIRED, fired_at=now)
-    ).rowcount
-    if claimed != 1:
-        return None
-    return s.get(DeadlineRow, row_id, populate_existing=True)
+def _before(cursor: tuple[datetime, int]):
+    due, row_id = cursor
+    return or_(DeadlineRow.due_at < due, and_(DeadlineRow.due_at == due, DeadlineRow.id < row_id))
 
 
-def _open_step_tasks(s: Session, row: DeadlineRow) -> list[Task]:
-    return list(
+def _instance_active():
+    return exists().where(Instance.id == DeadlineRow.instance_id, Instance.status == ACTIVE)
+
+
+def _claim(s: Session, row_ids: Iterable[int], now: datetime) -> set[int]:
+    """Mark the rows fired if still pending and their instance active; the ids this claimed."""
+    ids = list(row_ids)
+    if not ids:
+        return set()
+    return set(
         s.scalars(
-            select(Task)
-            .where(
-                Task.instance_id == row.instance_id,
-                Task.state == row.state,
-                Task.status == tasks.OPEN,
-                Task.kind == "step",
-            )
-            .order_by(Task.id)
+            update(DeadlineRow)
+            .where(DeadlineRow.id.in_(ids), DeadlineRow.status == PENDING, _instance_active())
+            .values(status=FIRED, fired_at=now)
+            .returning(DeadlineRow.id)
+            .execution_options(synchronize_session=False)
         )
     )
 
 
-def _recipients(s: Session, open_tasks: list[Task], now: datetime) -> list[int]:
-    """The assignee of each claimed task; every holder (and stand-in) of each unclaimed one."""
-    users: list[int] = []
-    for task in open_tasks:
-        users += [task.assignee_id] if task.assignee_id else holders(s, task.role, task.org_unit, now)
-    return list(dict.fromkeys(users))
+def _unclaim(s: Session, row_ids: Iterable[int]) -> None:
+    ids = list(row_ids)
+    if ids:
+        s.execute(
+            update(DeadlineRow)
+            .where(DeadlineRow.id.in_(ids), DeadlineRow.status == FIRED)
+            .values(status=PENDING, fired_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _lock_instances(s: Session, instance_ids: set[int], wait: bool) -> set[int]:
+    """PostgreSQL: lock the instances in id order; without ``wait``, skip those another holds."""
+    query = select(Instance.id).where(Instance.id.in_(instance_ids)).order_by(Instance.id)
+    return set(s.scalars(query.with_for_update(skip_locked=not wait)))
+
+
+def _act_on_batch(
+    sessions: sessionmaker[Session], runtime: Runtime, page: list[Candidate], now: datetime, wait: bool
+) -> tuple[int, tuple[datetime, int] | None, list[Candidate], bool]:
+    """Claim and act on one page in one transaction.
+
+    Returns how many rows acted, the cursor reached, the rows skipped because another
+    transaction held their instance, and whether a timer fired (its clocks may be due).
+    """
+    acted, cursor, skipped, fired_timer = 0, None, [], False
+    with sessions.begin() as s:
+        if is_postgres(s):
+            locked = _lock_instances(s, {c[3] for c in page}, wait)
+            skipped = [c for c in page if c[3] not in locked]
+            page = [c for c in page if c[3] in locked]
+        claimed = _claim(s, (c[0] for c in page), now)
+        ctx = _Batch.load(s, [c[0] for c in page if c[0] in claimed])
+        for position, (row_id, due, kind, instance_id) in enumerate(page):
+            cursor = (due, row_id)
+            if row_id not in claimed:
+                claimed |= _claim(s, [row_id], now) if row_id in ctx.released else set()
+                if row_id not in claimed:
+                    continue
+            later = page[position + 1 :]
+            if kind == "timer":
+                siblings = [c[0] for c in later if c[3] == instance_id and c[0] in claimed]
+                _unclaim(s, siblings)
+                claimed -= set(siblings)
+                ctx.released |= set(siblings)
+            if _act(s, runtime, ctx.row(s, row_id), now, ctx):
+                acted += 1
+                fired_timer |= kind == "timer"
+            if kind == "timer" and later and _due_now_before(s, instance_id, now, cursor, later[-1]):
+                _unclaim(s, (c[0] for c in later if c[0] in claimed))
+                break
+    return acted, cursor, skipped, fired_timer
+
+
+def _due_now_before(
+    s: Session, instance_id: int, now: datetime, cursor: tuple[datetime, int], last: Candidate
+) -> bool:
+    """Did the timer just fired start a clock already due, before the end of this page?"""
+    return (
+        s.scalar(
+            select(DeadlineRow.id)
+            .where(
+                DeadlineRow.instance_id == instance_id,
+                DeadlineRow.status == PENDING,
+                DeadlineRow.due_at <= now,
+                _after(cursor),
+                _before((last[1], last[0])),
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def _act(s: Session, runtime: Runtime, row: DeadlineRow, now: datetime, ctx: _Batch) -> bool:
+    """Act on one claimed row in a SAVEPOINT; a failure rolls back that row alone and stays pending."""
+    try:
+        with s.begin_nested():
+            ACTIONS[row.kind](s, runtime, row, now, ctx)
+        return True
+    except Exception as exc:
+        if unavailable(exc):
+            raise
+        log.exception("deadline row %s failed; it stays pending for the next scan", row.id)
+        s.execute(
+            update(DeadlineRow)
+            .where(DeadlineRow.id == row.id)
+            .values(
+                status=PENDING,
+                fired_at=None,
+                attempts=DeadlineRow.attempts + 1,
+                last_error=f"{type(exc).__name__}: {exc}"[:2000],
+            )
+        )
+        ctx.touched.add(row.instance_id)
+        return False
+
+
+@dataclass
+class _Batch:
+    """What a batch's rows need, loaded in bulk: rows, instances, open step tasks, holders, offers."""
+
+    rows: dict[int, DeadlineRow]
+    open_tasks: dict[tuple[int, str], list[Task]]
+    released: set[int] = field(default_factory=set)
+    touched: set[int] = field(default_factory=set)
+    holders: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    offers: dict[tuple[int, str], tasks.Offer] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, s: Session, row_ids: list[int]) -> _Batch:
+        rows = {r.id: r for r in s.scalars(select(DeadlineRow).where(DeadlineRow.id.in_(row_ids)))}
+        instance_ids = {r.instance_id for r in rows.values()}
+        s.scalars(select(Instance).where(Instance.id.in_(instance_ids))).all()
+        open_tasks: dict[tuple[int, str], list[Task]] = {}
+        stepped = {r.instance_id for r in rows.values() if r.kind != "timer"}
+        if stepped:
+            found = s.scalars(
+                select(Task)
+                .where(Task.instance_id.in_(stepped), Task.status == tasks.OPEN, Task.kind == "step")
+                .order_by(Task.id)
+            )
+            for task in found:
+                open_tasks.setdefault((task.instance_id, task.state), []).append(task)
+        units = {t.org_unit_id for ts in open_tasks.values() for t in ts}
+        if units:
+            s.scalars(select(OrgUnit).where(OrgUnit.id.in_(units))).all()
+        return cls(rows, open_tasks)
+
+    def row(self, s: Session, row_id: int) -> DeadlineRow:
+        found = self.rows.get(row_id)
+        return found if found is not None else s.get(DeadlineRow, row_id, populate_existing=True)
+
+    def step_tasks(self, s: Session, row: DeadlineRow) -> list[Task]:
+        """The step's open tasks: from the bulk load, unless an earlier row of the batch changed them."""
+        if row.instance_id not in self.touched and row.id in self.rows:
+            return self.open_tasks.get((row.instance_id, row.state), [])
+        return list(
+            s.scalars(
+                select(Task)
+                .where(
+                    Task.instance_id == row.instance_id,
+                    Task.state == row.state,
+                    Task.status == tasks.OPEN,
+                    Task.kind == "step",
+                )
+                .order_by(Task.id)
+            )
+        )
+
+    def recipients(self, s: Session, open_tasks: list[Task], now: datetime) -> list[int]:
+        """The assignee of each claimed task; every holder (and stand-in) of each unclaimed one."""
+        users: list[int] = []
+        for task in open_tasks:
+            if task.assignee_id:
+                users.append(task.assignee_id)
+                continue
+            key = (task.role, task.org_unit_id)
+            if key not in self.holders:
+                self.holders[key] = holders(s, task.role, s.get(OrgUnit, task.org_unit_id), now)
+            users += self.holders[key]
+        return list(dict.fromkeys(users))
+
+    def escalation_offer(self, s: Session, runtime: Runtime, inst: Instance, role_code: str) -> tasks.Offer:
+        """The role at its unit above the instance: its level's ancestor, or that unit's department."""
+        key = (inst.org_unit_id, role_code)
+        if key not in self.offers:
+            role = runtime.registry.roles[role_code]
+            anchor = ancestor_at(s, inst.org_unit, role.level)
+            unit = department_under(s, anchor, role.dept) if role.dept is not None else anchor
+            self.offers[key] = tasks.Offer(role.code, unit)
+        return self.offers[key]
 
 
 def _notify(
@@ -188,25 +364,25 @@ def _record(s: Session, row: DeadlineRow, inst: Instance, action: str, now: date
     )
 
 
-def _remind(s: Session, runtime: Runtime, row: DeadlineRow, now: datetime) -> None:
+def _remind(s: Session, runtime: Runtime, row: DeadlineRow, now: datetime, ctx: _Batch) -> None:
     """提醒: tell whoever holds the step's work that it falls due in ``days_before`` days."""
     inst = s.get(Instance, row.instance_id)
-    open_tasks = _open_step_tasks(s, row)
-    users = _recipients(s, open_tasks, now)
+    open_tasks = ctx.step_tasks(s, row)
+    users = ctx.recipients(s, open_tasks, now)
     step_due = min((t.due_at for t in open_tasks if t.due_at is not None), default=None)
     when = f", 到期 {local(step_due):%Y-%m-%d %H:%M}" if step_due else ""
     _notify(s, row, inst, users, "remind", f"办理提醒: {inst.title} (还剩{row.days_before}天{when})", now)
     _record(s, row, inst, "remind", now, days_before=row.days_before, notified=users)
 
 
-def _breach(s: Session, runtime: Runtime, row: DeadlineRow, now: datetime) -> None:
+def _breach(s: Session, runtime: Runtime, row: DeadlineRow, now: datetime, ctx: _Batch) -> None:
     """超期: record it, tell the step's holders, and open a 督办 task for the escalation role."""
     inst = s.get(Instance, row.instance_id)
-    users = _recipients(s, _open_step_tasks(s, row), now)
+    users = ctx.recipients(s, ctx.step_tasks(s, row), now)
     _notify(s, row, inst, users, "overdue", f"已超期: {inst.title}", now)
     supervise = None
     if row.escalate_to is not None:
-        offer = _escalation_offer(s, runtime, inst, row.escalate_to)
+        offer = ctx.escalation_offer(s, runtime, inst, row.escalate_to)
         supervise = tasks.open_task(s, inst, row.state, offer, now, None, kind=SUPERVISE)
     _record(
         s,
@@ -220,26 +396,67 @@ def _breach(s: Session, runtime: Runtime, row: DeadlineRow, now: datetime) -> No
     )
 
 
-def _escalation_offer(s: Session, runtime: Runtime, inst: Instance, role_code: str) -> tasks.Offer:
-    """The role at its unit above the instance: its level's ancestor, or that unit's department."""
-    role = runtime.registry.roles[role_code]
-    anchor = ancestor_at(s, inst.org_unit, role.level)
-    unit = department_under(s, anchor, role.dept) if role.dept is not None else anchor
-    return tasks.Offer(role.code, unit)
-
-
-def _timer(s: Session, runtime: Runtime, row: DeadlineRow, now: datetime) -> None:
+def _timer(s: Session, runtime: Runtime, row: DeadlineRow, now: datetime, ctx: _Batch) -> None:
     """The period is over (公示期满): the SYSTEM fires the trigger as of the due time."""
+    ctx.touched.add(row.instance_id)
     runtime.fire(
         s, row.instance_id, row.trigger, Actor.system(), now=row.due_at, idempotency_key=f"deadline:{row.id}"
     )
 
 
-ACTIONS: dict[str, Callable[[Session, Runtime, DeadlineRow, datetime], None]] = {
+ACTIONS: dict[str, Callable[[Session, Runtime, DeadlineRow, datetime, _Batch], None]] = {
     "remind": _remind,
     "breach": _breach,
     "timer": _timer,
 }
+
+
+class Scan:
+    """The scheduled scan: :func:`run_due` as of ``clock()``, backing off while the database is unavailable.
+
+    After a failed scan the next try comes ``first_retry`` seconds later, then twice that,
+    and so on up to ``max_retry`` seconds; each failure logs one warning saying when the
+    next try is. The first scan that succeeds resets the delay and catches up on every row
+    that fell due meanwhile (the rows are the state: nothing is lost).
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        runtime: Runtime,
+        clock: Callable[[], datetime],
+        first_retry: float,
+        max_retry: float,
+    ) -> None:
+        self.sessions, self.runtime, self.clock = sessions, runtime, clock
+        self.first_retry, self.max_retry = first_retry, max_retry
+        self.failures = 0
+        self.retry_in: float | None = None
+
+    def __call__(self) -> int | None:
+        now = self.clock()
+        try:
+            acted = run_due(self.sessions, self.runtime, now)
+        except Exception as exc:
+            if not unavailable(exc):
+                raise
+            self.failures += 1
+            self.retry_in = min(self.first_retry * 2 ** (self.failures - 1), self.max_retry)
+            log.warning(
+                "scan at %s failed, database unavailable (%s: %s); failure %d, next try in %.1f s",
+                now.isoformat(),
+                type(exc).__name__,
+                str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+                self.failures,
+                self.retry_in,
+                extra={"retry_seconds": self.retry_in, "failures": self.failures},
+            )
+            return None
+        if self.failures:
+            log.warning("database available again after %d failed scan(s)", self.failures)
+        self.failures, self.retry_in = 0, None
+        log.info("scan at %s: acted on %d due deadline row(s)", now.isoformat(), acted)
+        return acted
 
 
 def build_scheduler(
@@ -248,27 +465,38 @@ def build_scheduler(
     interval_seconds: float = 30,
     *,
     clock: Callable[[], datetime] = utcnow,
+    first_retry_seconds: float = 1,
+    max_retry_seconds: float | None = None,
 ) -> BlockingScheduler:
     """An APScheduler ``BlockingScheduler`` that scans every ``interval_seconds``, first at start.
 
     One worker thread, ``max_instances=1`` and ``coalesce=True``: scans never overlap, and
     scans missed while one ran long collapse into one. The job store is in memory: the
-    deadline rows, not APScheduler, are the durable state.
+    deadline rows, not APScheduler, are the durable state. After a scan that found the
+    database unavailable, a listener moves the job's ``next_run_time`` to the backoff delay
+    (``first_retry_seconds`` doubling up to ``max_retry_seconds``, by default the interval);
+    the interval trigger takes over again after it.
     """
     scheduler = BlockingScheduler(
         jobstores={"default": MemoryJobStore()}, executors={"default": ThreadPoolExecutor(1)}, timezone=UTC
     )
+    scan = Scan(
+        sessions,
+        runtime,
+        clock,
+        first_retry_seconds,
+        interval_seconds if max_retry_seconds is None else max_retry_seconds,
+    )
 
-    def scan() -> int:
-        now = clock()
-        acted = run_due(sessions, runtime, now)
-        log.info("scan at %s: acted on %d due deadline row(s)", now.isoformat(), acted)
-        return acted
+    def backoff(event: JobExecutionEvent) -> None:
+        if event.job_id == JOB_ID and scan.retry_in is not None:
+            scheduler.modify_job(JOB_ID, next_run_time=utcnow() + timedelta(seconds=scan.retry_in))
 
+    scheduler.add_listener(backoff, EVENT_JOB_EXECUTED)
     scheduler.add_job(
         scan,
         IntervalTrigger(seconds=interval_seconds, timezone=UTC),
-        id="run_due",
+        id=JOB_ID,
         name="scan due deadlines",
         next_run_time=clock(),
         coalesce=True,
