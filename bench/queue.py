@@ -1,15 +1,19 @@
-"""我的待办 at scale: :func:`engine.tasks.task_queue` over bulk-loaded instances.
+"""我的待办 at scale: :func:`engine.tasks.task_queue` and the overdue scan against their raw SQL.
 
 The org tree is Ganzi-shaped: a province, the prefecture with its departments, 18
 counties each with ten departments, 12–24 townships per county and 6–12 villages per
-township (about 320 townships and 2,900 villages). Instances and their tasks are loaded
-in bulk (COPY on PostgreSQL, ``executemany`` on SQLite), not through the runtime: the
-rows have the shape the runtime writes (materialised org paths, one open task per active
-instance, three for a countersign step, two closed tasks per ended instance).
+township (about 300 townships and 2,700 villages). Instances, tasks and deadline rows
+are generated once and loaded in bulk into every backend (COPY on PostgreSQL,
+``executemany`` on SQLite; secondary indexes dropped for the load and rebuilt from their
+own definitions, then ``VACUUM``/``ANALYZE``), not through the runtime: the rows have the
+shape the runtime writes (materialised org paths, one open task per active instance, three
+for a countersign step, two closed tasks per ended instance, a breach row per open step).
 
-The tree and the actors do not depend on the number of instances, so the same queries
-run against a small and a large database; a third run drops the composite indexes
-(``ix_task_queue``, ``ix_instance_scope``) from the large one.
+Each query is timed ``repeats`` times after a warm-up: through the engine (a fresh session
+per call, as a request has) and as raw SQL on a plain driver connection (``sqlite3`` or
+``psycopg``) replaying the statements the engine sent, so that engine/raw is the cost of
+the engine's Python. A naive hand-written statement (one ``SELECT … ORDER BY … LIMIT`` with
+the memberships OR-ed) is timed too and must return the same ids in the same order.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ import json
 import random
 import re
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,22 +34,29 @@ import psycopg
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from bench.common import database, ratio, timed
+from bench.common import Target, database, ratio
 from engine.clock import UTC
+from engine.scheduler import _candidates
 from engine.scope import Actor, load_actor
 from engine.store.db import make_engine, session_factory
 from engine.tasks import task_queue
 from workflows import REGISTRY
 from workflows.roles import DEPARTMENTS
 
+TITLE = "Task queue latency at scale (我的待办)"
+SIZES = {
+    "full": {"instances": 1_000_000, "repeats": 200, "naive_repeats": 15},
+    "quick": {"instances": 2_000, "repeats": 5, "naive_repeats": 2},
+}
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
+PER_PAGE = 50
+SCAN_BATCH = 100
+"""The scheduler's ``run_due`` default batch."""
+LIMITS_MS = {"sqlite": 2.0, "postgresql": 5.0}
+MAX_VS_RAW = 5.0
 ACTIVE_SHARE = 0.2
-"""Share of instances still running; the rest ended (completed, or rejected) with closed tasks."""
-COMPOSITE = ("ix_task_queue", "ix_instance_scope")
-PATTERN_OPS = (
-    "CREATE INDEX ix_task_queue_pattern ON task (status, role, org_path varchar_pattern_ops, due_at)"
-)
-"""ix_task_queue as it would have to be for PostgreSQL to match ``org_path LIKE 'prefix%'`` in a non-C collation."""
+"""Share of instances still running; the rest ended (completed) with closed tasks."""
+CHUNK = 20_000
 DEPTS = tuple(DEPARTMENTS)
 
 # Where the open work of running instances lies: role, weight, and the unit it is offered at.
@@ -122,7 +136,7 @@ def _steps() -> dict[str, list[tuple[str, int, str]]]:
     return steps
 
 
-# ---- the actors --------------------------------------------------------------------------
+# ---- the actors and their queries ----------------------------------------------------------
 
 USERS = ("township", "county_dept", "prefecture")
 
@@ -139,26 +153,21 @@ def memberships(tree: Tree) -> dict[str, list[tuple[str, Unit]]]:
     }
 
 
-def queries(tree: Tree) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per actor: the first page, a filtered page and a deep page of 我的待办."""
+TARGETED = ("township/first", "county_dept/first", "prefecture/first", "overdue scan")
+
+
+def queries(tree: Tree) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Name → (user, keyword arguments of ``task_queue``); the first pages are the targets."""
     county = tree.counties[3]
     township = memberships(tree)["township"][0][1]
     return {
-        "township": {
-            "first": {},
-            "filtered": {"workflow": "project_library", "overdue_at": NOW},
-            "deep": {"page": 10},
-        },
-        "county_dept": {
-            "first": {},
-            "filtered": {"state": "department_review", "org_path": township.path},
-            "deep": {"page": 10},
-        },
-        "prefecture": {
-            "first": {},
-            "filtered": {"workflow": "project_library", "org_path": county.path},
-            "deep": {"page": 50},
-        },
+        "township/first": ("township", {}),
+        "county_dept/first": ("county_dept", {}),
+        "prefecture/first": ("prefecture", {}),
+        "township/overdue": ("township", {"overdue_at": NOW}),
+        "county_dept/filtered": ("county_dept", {"state": "department_review", "org_path": township.path}),
+        "prefecture/filtered": ("prefecture", {"workflow": "project_library", "org_path": county.path}),
+        "prefecture/page 10": ("prefecture", {"page": 10}),
     }
 
 
@@ -198,13 +207,13 @@ TASK_COLS = (
     "due_at",
     "closed_at",
 )
+DEADLINE_COLS = ("id", "instance_id", "state", "kind", "due_at", "status", "escalate_to", "created_at")
 
 
 def directory_rows(tree: Tree) -> dict[str, tuple[tuple[str, ...], list[tuple]]]:
     users, members = [], []
     for uid, name in enumerate(USERS, start=1):
         users.append((uid, f"bench_{name}", name, "x", True, 0, "zh"))
-    for uid, name in enumerate(USERS, start=1):
         for role, unit in memberships(tree)[name]:
             members.append((len(members) + 1, uid, role, unit.id))
     units = [(u.id, u.code, u.code, u.kind, u.dept, u.parent_id, u.path) for u in tree.units]
@@ -232,88 +241,94 @@ def _offer_units(tree: Tree, where: str, village: Unit, rng: random.Random) -> l
     return [(tree.dept[(anchor.id, dept)], None)]
 
 
-def _task(
-    tid: int,
-    iid: int,
-    state: str,
-    party: str | None,
-    role: str,
-    unit: Unit,
-    assignee: int | None,
-    status: str,
-    created: datetime,
-    due: datetime | None,
-    closed: datetime | None = None,
-) -> tuple:
-    return (
-        tid,
-        iid,
-        state,
-        "step",
-        party,
-        role,
-        unit.id,
-        unit.path,
-        assignee,
-        status,
-        0,
-        created,
-        due,
-        closed,
-    )
+def _ts(at: datetime) -> str:
+    """A UTC time as SQLAlchemy stores it on SQLite (and as COPY reads it with TimeZone UTC)."""
+    return at.isoformat(" ", "microseconds")
 
 
-def work_rows(tree: Tree, n: int, seed: int = 11) -> tuple[Iterator[tuple], list[tuple]]:
-    """``n`` instances (as a generator) and their tasks (filled in as the instances are generated)."""
+@dataclass
+class Chunk:
+    instances: list[tuple]
+    tasks: list[tuple]
+    deadlines: list[tuple]
+
+
+def work_rows(tree: Tree, n: int, seed: int = 11) -> Iterator[Chunk]:
+    """``n`` instances with their tasks and deadline rows, ``CHUNK`` instances at a time."""
     rng = random.Random(seed)
     steps = _steps()
     mix = [(role, where) for role, _, where in ROLE_MIX]
     weights = [w for _, w, _ in ROLE_MIX]
-    tasks: list[tuple] = []
-    started = NOW - timedelta(days=3 * 365)
-
-    def instances() -> Iterator[tuple]:
-        for iid in range(1, n + 1):
-            village = rng.choice(tree.villages)
-            created = started + timedelta(seconds=rng.randrange(3 * 365 * 86400))
-            data = json.dumps({"amount": rng.randrange(10_000, 50_000_000)})
-            if rng.random() < ACTIVE_SHARE:
-                role, where = rng.choices(mix, weights)[0]
-                key, version, state = rng.choice(steps[role])
-                entered = NOW - timedelta(seconds=rng.randrange(60 * 86400))
-                due = None if rng.random() < 0.1 else entered + timedelta(days=rng.randint(5, 20))
-                for unit, party in _offer_units(tree, where, village, rng):
-                    assignee = 1 if rng.random() < 0.05 else None
-                    tasks.append(
-                        _task(len(tasks) + 1, iid, state, party, role, unit, assignee, "open", entered, due)
+    now = NOW.replace(tzinfo=None)
+    started = now - timedelta(days=3 * 365)
+    ended_key, ended_version, ended_state = steps["township_reviewer"][0]
+    task_id = deadline_id = 0
+    chunk = Chunk([], [], [])
+    for iid in range(1, n + 1):
+        village = rng.choice(tree.villages)
+        created = started + timedelta(seconds=rng.randrange(3 * 365 * 86400))
+        data = json.dumps({"amount": rng.randrange(10_000, 50_000_000)})
+        if rng.random() < ACTIVE_SHARE:
+            role, where = rng.choices(mix, weights)[0]
+            key, version, state = rng.choice(steps[role])
+            entered = now - timedelta(seconds=rng.randrange(60 * 86400))
+            due = None if rng.random() < 0.1 else entered + timedelta(days=rng.randint(5, 20))
+            for unit, party in _offer_units(tree, where, village, rng):
+                task_id += 1
+                assignee = 1 if rng.random() < 0.05 else None
+                chunk.tasks.append(
+                    (
+                        task_id,
+                        iid,
+                        state,
+                        "step",
+                        party,
+                        role,
+                        unit.id,
+                        unit.path,
+                        assignee,
+                        "open",
+                        0,
+                        _ts(entered),
+                        _ts(due) if due else None,
+                        None,
                     )
-                status = "active"
-            else:
-                key, version, state = rng.choice(steps["township_reviewer"])
-                entered = created + timedelta(days=rng.randint(1, 60))
-                township = tree.township_of[village.id]
-                for role, unit, at in (
-                    ("village_applicant", village, created),
-                    ("township_reviewer", township, entered),
-                ):
-                    closed = at + timedelta(days=2)
-                    tasks.append(
-                        _task(
-                            len(tasks) + 1,
-                            iid,
-                            state,
-                            None,
-                            role,
-                            unit,
-                            None,
-                            "done",
-                            at,
-                            at + timedelta(days=10),
-                            closed,
-                        )
+                )
+            if due is not None:
+                deadline_id += 1
+                chunk.deadlines.append(
+                    (deadline_id, iid, state, "breach", _ts(due), "pending", None, _ts(entered))
+                )
+            status = "active"
+        else:
+            key, version, state = ended_key, ended_version, ended_state
+            entered = created + timedelta(days=rng.randint(1, 60))
+            for role, unit, at in (
+                ("village_applicant", village, created),
+                ("township_reviewer", tree.township_of[village.id], entered),
+            ):
+                task_id += 1
+                chunk.tasks.append(
+                    (
+                        task_id,
+                        iid,
+                        state,
+                        "step",
+                        None,
+                        role,
+                        unit.id,
+                        unit.path,
+                        None,
+                        "done",
+                        0,
+                        _ts(at),
+                        _ts(at + timedelta(days=10)),
+                        _ts(at + timedelta(days=2)),
                     )
-                state, status = "done", "completed"
-            yield (
+                )
+            state, status = "done", "completed"
+        chunk.instances.append(
+            (
                 iid,
                 key,
                 version,
@@ -323,92 +338,129 @@ def work_rows(tree: Tree, n: int, seed: int = 11) -> tuple[Iterator[tuple], list
                 village.id,
                 village.path,
                 data,
-                created,
-                entered,
-                entered,
+                _ts(created),
+                _ts(entered),
+                _ts(entered),
                 1,
             )
-
-    return instances(), tasks
+        )
+        if len(chunk.instances) == CHUNK:
+            yield chunk
+            chunk = Chunk([], [], [])
+    if chunk.instances:
+        yield chunk
 
 
 # ---- loading -----------------------------------------------------------------------------
 
+WORK_TABLES = ("workflow_instance", "task", "deadline")
 
-def _secondary_indexes(conn, backend: str, tables: tuple[str, ...]) -> list[tuple[str, str]]:
+
+def _raw(url: str, backend: str):
+    """A plain driver connection to the benchmark database."""
     if backend == "sqlite":
-        marks = ",".join("?" * len(tables))
+        return sqlite3.connect(url.removeprefix("sqlite:///"))
+    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1))
+
+
+def _secondary_indexes(conn, backend: str) -> list[tuple[str, str]]:
+    if backend == "sqlite":
+        marks = ",".join("?" * len(WORK_TABLES))
         return conn.execute(
-            f"SELECT name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL AND tbl_name IN ({marks})",
-            tables,
+            "SELECT name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL "
+            f"AND tbl_name IN ({marks})",
+            WORK_TABLES,
         ).fetchall()
     return conn.execute(
         "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(%s) "
         "AND indexname NOT IN (SELECT conname FROM pg_constraint)",
-        (list(tables),),
+        (list(WORK_TABLES),),
     ).fetchall()
 
 
-def _sqlite_value(v: Any) -> Any:
-    return v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v
+def _copy_line(row: tuple) -> bytes:
+    return ("\t".join("\\N" if v is None else str(v) for v in row) + "\n").encode()
 
 
-def _write(conn, backend: str, table: str, cols: tuple[str, ...], rows: Iterable[tuple]) -> None:
+def _write(conn, backend: str, table: str, cols: tuple[str, ...], rows: list[tuple]) -> None:
     names = ", ".join(cols)
     if backend == "sqlite":
-        marks = ", ".join("?" * len(cols))
-        conn.executemany(
-            f"INSERT INTO {table} ({names}) VALUES ({marks})",
-            (tuple(_sqlite_value(v) for v in row) for row in rows),
-        )
+        conn.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(cols))})", rows)
         return
     with conn.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
+        copy.write(b"".join(_copy_line(r) for r in rows))
 
 
-def load(url: str, backend: str, tree: Tree, n: int) -> dict[str, float]:
-    """Bulk-load the tree, the bench users and ``n`` instances; indexes rebuilt after, then ANALYZE."""
-    if backend == "sqlite":
-        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
-        conn.execute("PRAGMA foreign_keys=OFF")
-        conn.execute("PRAGMA synchronous=OFF")
-    else:
-        conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1))
-        conn.execute("SET session_replication_role = replica")
-        conn.execute("SET maintenance_work_mem = '256MB'")
-        conn.execute("SET synchronous_commit = off")
+def load(urls: dict[str, str], tree: Tree, n: int) -> dict[str, Any]:
+    """Generate the rows once and bulk-load them into every backend; indexes rebuilt after."""
+    conns = {b: _raw(url, b) for b, url in urls.items()}
+    counts = {"instances": 0, "tasks": 0, "open_tasks": 0, "deadlines": 0}
+    seconds: dict[str, float] = {b: 0.0 for b in conns}
     try:
-        indexes = _secondary_indexes(conn, backend, ("workflow_instance", "task"))
-        for name, _ in indexes:
-            conn.execute(f"DROP INDEX {name}")
-        for table, (cols, rows) in directory_rows(tree).items():
-            _write(conn, backend, table, cols, rows)
-        instances, tasks = work_rows(tree, n)
-        _write(conn, backend, "workflow_instance", INSTANCE_COLS, instances)
-        _write(conn, backend, "task", TASK_COLS, tasks)
-        for _, sql in indexes:
-            conn.execute(sql)
-        conn.execute("ANALYZE")
-        conn.commit()
-        open_tasks = sum(1 for t in tasks if t[9] == "open")
-        return {"instances": n, "tasks": len(tasks), "open_tasks": open_tasks}
+        indexes = {}
+        for backend, conn in conns.items():
+            if backend == "sqlite":
+                conn.execute("PRAGMA foreign_keys=OFF")
+                conn.execute("PRAGMA synchronous=OFF")
+            else:
+                for sql in (
+                    "SET session_replication_role = replica",
+                    "SET maintenance_work_mem = '512MB'",
+                    "SET synchronous_commit = off",
+                    "SET TimeZone = 'UTC'",
+                ):
+                    conn.execute(sql)
+            indexes[backend] = _secondary_indexes(conn, backend)
+            for name, _ in indexes[backend]:
+                conn.execute(f"DROP INDEX {name}")
+            for table, (cols, rows) in directory_rows(tree).items():
+                _write(conn, backend, table, cols, rows)
+        for chunk in work_rows(tree, n):
+            counts["instances"] += len(chunk.instances)
+            counts["tasks"] += len(chunk.tasks)
+            counts["open_tasks"] += sum(1 for t in chunk.tasks if t[9] == "open")
+            counts["deadlines"] += len(chunk.deadlines)
+            for backend, conn in conns.items():
+                t0 = time.perf_counter()
+                _write(conn, backend, "workflow_instance", INSTANCE_COLS, chunk.instances)
+                _write(conn, backend, "task", TASK_COLS, chunk.tasks)
+                _write(conn, backend, "deadline", DEADLINE_COLS, chunk.deadlines)
+                seconds[backend] += time.perf_counter() - t0
+        for backend, conn in conns.items():
+            t0 = time.perf_counter()
+            for _, sql in indexes[backend]:
+                conn.execute(sql)
+            conn.commit()
+            if backend == "postgresql":
+                conn.autocommit = True
+                conn.execute("VACUUM ANALYZE")
+            else:
+                conn.execute("ANALYZE")
+                conn.commit()
+            seconds[backend] += time.perf_counter() - t0
     finally:
-        conn.close()
-
-
-def _ddl(url: str, *statements: str) -> None:
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        for sql in (*statements, "ANALYZE"):
-            conn.exec_driver_sql(sql)
-    engine.dispose()
+        for conn in conns.values():
+            conn.close()
+    return {**counts, "load_seconds": {b: round(s, 1) for b, s in seconds.items()}}
 
 
 # ---- measuring ---------------------------------------------------------------------------
 
 
-def _captured(engine: Engine, fn: Callable[[], object]) -> list[tuple[str, Any]]:
+def sample(fn: Callable[[], object], repeats: int) -> dict[str, float]:
+    """One warm-up call, then ``repeats`` timed calls: p50 and p99 in milliseconds."""
+    fn()
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    p99 = statistics.quantiles(samples, n=100, method="inclusive")[98] if len(samples) > 1 else samples[0]
+    return {"p50_ms": round(statistics.median(samples), 3), "p99_ms": round(p99, 3), "repeats": repeats}
+
+
+def captured(engine: Engine, fn: Callable[[], object]) -> list[tuple[str, Any]]:
+    """The statements ``fn`` sends to the driver, with their parameters."""
     statements: list[tuple[str, Any]] = []
 
     def capture(conn, cursor, statement, parameters, context, executemany):
@@ -422,12 +474,21 @@ def _captured(engine: Engine, fn: Callable[[], object]) -> list[tuple[str, Any]]
     return statements
 
 
+def replay(conn, statements: list[tuple[str, Any]]) -> Callable[[], object]:
+    """Run the engine's statements on a plain driver connection, fetching every row."""
+
+    def call() -> None:
+        for sql, params in statements:
+            conn.execute(sql, params).fetchall()
+        conn.rollback()
+
+    return call
+
+
 PLAN_NODE = re.compile(
     r"(Index Only Scan|Index Scan|Bitmap Index Scan|Seq Scan)(?: Backward)?(?: using (\w+))? on (\w+)"
     r"|(SCAN|SEARCH) (\w+)(?: USING (?:COVERING |INTEGER PRIMARY KEY)?(?:INDEX )?(\w+)?)?"
 )
-
-
 EXECUTION = re.compile(r"Execution Time: ([\d.]+) ms")
 
 
@@ -443,81 +504,179 @@ def index_use(plan: list[str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def explain(engine: Engine, backend: str, fn: Callable[[], object]) -> list[dict[str, Any]]:
-    """The plan of every statement ``fn`` runs (EXPLAIN ANALYZE on PostgreSQL)."""
+def explain(conn, backend: str, statements: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """The plan of every SELECT (EXPLAIN ANALYZE on PostgreSQL, EXPLAIN QUERY PLAN on SQLite)."""
     prefix = "EXPLAIN QUERY PLAN " if backend == "sqlite" else "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) "
     plans = []
-    with engine.connect() as conn:
-        for statement, parameters in _captured(engine, fn):
-            if not statement.lstrip().upper().startswith("SELECT"):
-                continue
-            rows = conn.exec_driver_sql(prefix + statement, parameters).all()
-            plan = [str(r[-1]) for r in rows]
-            entry = {"sql": statement.split("\n", 1)[0][:60], "plan": plan, "scans": index_use(plan)}
-            executed = [float(m.group(1)) for line in plan if (m := EXECUTION.match(line))]
-            if executed:
-                entry["execution_ms"] = executed[0]
-            plans.append(entry)
+    for sql, params in statements:
+        if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
+            continue
+        plan = [str(r[-1]) for r in conn.execute(prefix + sql, params).fetchall()]
+        entry: dict[str, Any] = {"sql": sql, "plan": plan, "scans": index_use(plan)}
+        executed = [float(m.group(1)) for line in plan if (m := EXECUTION.match(line))]
+        if executed:
+            entry["execution_ms"] = executed[0]
+        plans.append(entry)
+    conn.rollback()
     return plans
 
 
-def measure(url: str, backend: str, tree: Tree, repeats: int, with_plans: bool) -> dict[str, Any]:
+def naive_sql(actor: Actor, backend: str, kw: dict[str, Any]) -> tuple[str, list[Any]]:
+    """The page as one hand-written statement: memberships OR-ed, sorted, LIMIT/OFFSET."""
+    reach, params = [], []
+    for m in actor.memberships:
+        reach.append("(t.role = ? AND t.org_path >= ? AND t.org_path < ?)")
+        params += [m.role, m.org_path, m.org_path[:-1] + "0"]
+    where = ["t.status = 'open'", "i.status = 'active'", f"({' OR '.join(reach)})"]
+    if kw.get("workflow"):
+        where.append("i.workflow_key = ?")
+        params.append(kw["workflow"])
+    if kw.get("state"):
+        where.append("t.state = ?")
+        params.append(kw["state"])
+    if kw.get("org_path"):
+        where.append("i.org_path >= ? AND i.org_path < ?")
+        params += [kw["org_path"], kw["org_path"][:-1] + "0"]
+    if kw.get("overdue_at"):
+        where.append("t.due_at < ?")
+        params.append(_param(kw["overdue_at"], backend))
+    page = kw.get("page", 1)
+    sql = (
+        "SELECT t.id FROM task t JOIN workflow_instance i ON i.id = t.instance_id "
+        f"WHERE {' AND '.join(where)} ORDER BY t.due_at IS NULL, t.due_at, t.id "
+        f"LIMIT {PER_PAGE} OFFSET {(page - 1) * PER_PAGE}"
+    )
+    return (sql if backend == "sqlite" else sql.replace("?", "%s")), params
+
+
+def naive_scan_sql(backend: str) -> tuple[str, list[Any]]:
+    sql = (
+        "SELECT d.id, d.due_at, d.kind FROM deadline d JOIN workflow_instance i ON i.id = d.instance_id "
+        "WHERE d.status = 'pending' AND d.due_at <= ? AND i.status = 'active' "
+        f"ORDER BY d.due_at, d.id LIMIT {SCAN_BATCH}"
+    )
+    return (sql if backend == "sqlite" else sql.replace("?", "%s")), [_param(NOW, backend)]
+
+
+def _param(at: datetime, backend: str) -> Any:
+    return _ts(at.astimezone(UTC).replace(tzinfo=None)) if backend == "sqlite" else at
+
+
+def measure(url: str, backend: str, tree: Tree, repeats: int, naive_repeats: int) -> dict[str, Any]:
+    """Every query through the engine, replayed raw, and as the naive statement; plans of the engine's SQL."""
     engine = make_engine(url)
     sessions = session_factory(engine)
-    actors: dict[str, Actor] = {}
     with sessions() as s:
-        for uid, name in enumerate(USERS, start=1):
-            actors[name] = load_actor(s, uid, NOW)
+        actors = {name: load_actor(s, uid, NOW) for uid, name in enumerate(USERS, start=1)}
+    cases: dict[str, tuple[Callable[[], list[int]], tuple[str, list[Any]]]] = {}
+    for name, (who, kw) in queries(tree).items():
+
+        def page(actor=actors[who], kw=kw) -> list[int]:
+            with sessions() as s:
+                result = task_queue(s, actor, per_page=PER_PAGE, **kw)
+                return [t.id for t in result.items], result.total, getattr(result, "exact", True)
+
+        cases[name] = (page, naive_sql(actors[who], backend, kw))
+
+    def scan() -> list[int]:
+        return [row[0] for row in _candidates(sessions, NOW, None, SCAN_BATCH)], None, True
+
+    cases["overdue scan"] = (scan, naive_scan_sql(backend))
     out: dict[str, Any] = {}
-    for who, pages in queries(tree).items():
-        for label, kw in pages.items():
-
-            def call(actor=actors[who], kw=kw):
-                with sessions() as s:
-                    return task_queue(s, actor, **kw)
-
-            result = call()
-            entry = {"total": result.total, "rows": len(result.items), **timed(call, repeats)}
-            if with_plans:
-                entry["plans"] = explain(engine, backend, call)
-            out[f"{who}/{label}"] = entry
-    engine.dispose()
+    conn = _raw(url, backend)
+    try:
+        for name, (call, (sql, params)) in cases.items():
+            ids, total, exact = call()
+            naive_ids = [r[0] for r in conn.execute(sql, params).fetchall()]
+            conn.rollback()
+            statements = captured(engine, call)
+            entry = {
+                "rows": len(ids),
+                "total": total,
+                "exact": exact,
+                "same_as_naive": ids == naive_ids,
+                "statements": len(statements),
+                "engine": sample(call, repeats),
+                "raw": sample(replay(conn, statements), repeats),
+                "naive": sample(replay(conn, [(sql, params)]), naive_repeats),
+                "plans": explain(conn, backend, statements),
+            }
+            entry["engine_vs_raw"] = ratio(entry["engine"]["p50_ms"], entry["raw"]["p50_ms"])
+            out[name] = entry
+    finally:
+        conn.close()
+        engine.dispose()
     return out
 
 
-def run(backend: str, small: int, large: int, repeats: int, baseline_repeats: int) -> dict[str, Any]:
-    """The same queries at ``small`` and ``large`` instances, and at ``large`` without the composite indexes."""
+def run(backends: tuple[str, ...], instances: int, repeats: int, naive_repeats: int) -> dict[str, Any]:
+    """Load ``instances`` into each backend at once, then time every query on each."""
     tree = org_tree()
     result: dict[str, Any] = {
-        "backend": backend,
+        "instances": instances,
+        "per_page": PER_PAGE,
         "org_units": len(tree.units),
         "villages": len(tree.villages),
         "townships": sum(1 for u in tree.units if u.kind == "township"),
+        "backends": list(backends),
     }
-    for label, n in (("small", small), ("large", large)):
-        with database(backend) as url:
-            result[f"{label}_rows"] = load(url, backend, tree, n)
-            result[label] = measure(url, backend, tree, repeats, with_plans=label == "large")
-            if label != "large":
-                continue
-            if backend == "postgresql":
-                _ddl(url, "DROP INDEX ix_task_queue", PATTERN_OPS)
-                result["large_pattern_ops"] = measure(url, backend, tree, repeats, with_plans=True)
-                _ddl(url, "DROP INDEX ix_task_queue_pattern", "DROP INDEX ix_instance_scope")
-            else:
-                _ddl(url, *(f"DROP INDEX {name}" for name in COMPOSITE))
-            result["large_no_composite"] = measure(url, backend, tree, baseline_repeats, with_plans=True)
-    large = result["large"]
-    result["ratios"] = {
-        q: {
-            "large_vs_small": ratio(large[q]["median_ms"], result["small"][q]["median_ms"]),
-            "no_index_vs_indexed": ratio(result["large_no_composite"][q]["median_ms"], large[q]["median_ms"]),
-        }
-        for q in large
-    }
-    if "large_pattern_ops" in result:
-        for q, r in result["ratios"].items():
-            r["pattern_ops_vs_indexed"] = ratio(
-                result["large_pattern_ops"][q]["median_ms"], large[q]["median_ms"]
-            )
+    with ExitStack() as stack:
+        urls = {b: stack.enter_context(database(b)) for b in backends}
+        result["rows"] = load(urls, tree, instances)
+        for backend, url in urls.items():
+            result[backend] = measure(url, backend, tree, repeats, naive_repeats)
     return result
+
+
+def markdown(result: dict[str, Any]) -> str:
+    rows = result["rows"]
+    lines = [
+        f"{rows['instances']:,} instances, {rows['tasks']:,} tasks ({rows['open_tasks']:,} open), "
+        f"{rows['deadlines']:,} deadline rows; {result['org_units']:,} org units. Page size "
+        f"{result['per_page']}; the overdue scan reads {SCAN_BATCH} due rows (the scheduler's batch). "
+        f"Load seconds: {', '.join(f'{b} {s}' for b, s in rows['load_seconds'].items())}.",
+    ]
+    for backend in result["backends"]:
+        lines += [
+            "",
+            f"**{backend}** (ms; `seen` is the page's total, `+` when capped)",
+            "",
+            "| query | seen | engine p50 | engine p99 | raw p50 | raw p99 | engine / raw | naive SQL p50 | "
+            "same ids | plan |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, e in result[backend].items():
+            seen = "—" if e["total"] is None else f"{e['total']}{'' if e['exact'] else '+'}"
+            scans = "; ".join(dict.fromkeys(s for p in e["plans"] for s in p["scans"]))
+            lines.append(
+                f"| {name} | {seen} | {e['engine']['p50_ms']:.2f} | {e['engine']['p99_ms']:.2f} | "
+                f"{e['raw']['p50_ms']:.2f} | {e['raw']['p99_ms']:.2f} | ×{e['engine_vs_raw']} | "
+                f"{e['naive']['p50_ms']:.2f} | {'yes' if e['same_as_naive'] else '**no**'} | {scans} |"
+            )
+    return "\n".join(lines)
+
+
+def targets(result: dict[str, Any]) -> list[Target]:
+    out = []
+    n = f"{result['instances']:,}"
+    for backend in result["backends"]:
+        limit = LIMITS_MS[backend]
+        for name in TARGETED:
+            e = result[backend][name]
+            out.append(
+                Target(
+                    f"{backend} {name} p50 at {n}",
+                    f"{e['engine']['p50_ms']:.2f} ms",
+                    f"≤ {limit:g} ms",
+                    e["engine"]["p50_ms"] <= limit,
+                )
+            )
+            out.append(
+                Target(
+                    f"{backend} {name} engine / raw",
+                    f"×{e['engine_vs_raw']}",
+                    f"≤ ×{MAX_VS_RAW:g}",
+                    e["engine_vs_raw"] <= MAX_VS_RAW,
+                )
+            )
+    return out
