@@ -2,9 +2,10 @@
 
 Every instance has its own stream (``instance:<id>``); administration writes to named
 streams. Each event's hash covers its content and the previous event's hash, and the
-stream head records the length and last hash, so an edited, deleted, reordered or
-truncated event is found by :func:`verify`. The database refuses UPDATE and DELETE on
-``audit_event`` (a trigger made by the first migration).
+stream head records the length and last hash, so an edited, deleted, reordered,
+inserted or truncated event is found by :func:`verify`, which names the first bad one.
+The database refuses UPDATE and DELETE on ``audit_event`` (a trigger made by the first
+migration; TRUNCATE too on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.clock import UTC
-from engine.store.models import AuditEvent, AuditStream
+from engine.store.models import AuditEvent, AuditStream, Instance
 
 GENESIS = "0" * 64
 
@@ -77,7 +78,7 @@ def append(
 
 @dataclass(frozen=True)
 class Break:
-    """The first place a stream's chain is broken, and why."""
+    """The first bad event of a stream (its seq, and its id while the row exists), and why."""
 
     stream: str
     seq: int
@@ -85,39 +86,103 @@ class Break:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.stream} event #{self.seq} (id {self.event_id}): {self.reason}"
+        where = f" (id {self.event_id})" if self.event_id is not None else ""
+        return f"{self.stream} event #{self.seq}{where}: {self.reason}"
+
+
+def _digest(stream_key: str, ev: AuditEvent, prev_hash: str) -> str:
+    return event_hash(stream_key, prev_hash, ev.at, {k: getattr(ev, k) for k in _HASHED})
+
+
+def _misplaced(key: str, events: list[AuditEvent], i: int) -> Break:
+    """Event ``i`` is not chained to the one before it: blame the inserted, moved or re-hashed one."""
+    ev = events[i]
+    j = next((n for n, e in enumerate(events) if e.hash == ev.prev_hash), None)
+    if j is not None and j < i - 1:
+        forged = events[j + 1]
+        return Break(
+            key, forged.seq, forged.id, f"inserted: event #{ev.seq} follows #{events[j].seq}, not this one"
+        )
+    if j is not None and j > i:
+        return Break(key, ev.seq, ev.id, f"reordered: it follows event #{events[j].seq}")
+    if i > 0 and _digest(key, ev, ev.prev_hash) == ev.hash:
+        before = events[i - 1]
+        return Break(
+            key,
+            before.seq,
+            before.id,
+            f"edited and re-hashed: event #{ev.seq} was chained to another version of it",
+        )
+    return Break(key, ev.seq, ev.id, "does not follow the event before it (reordered, inserted or deleted)")
 
 
 def verify_stream(session: Session, stream: AuditStream) -> Break | None:
-    """Walk one stream from its first event; return the first break, or None if it is whole."""
-    events = session.scalars(
-        select(AuditEvent).where(AuditEvent.stream_id == stream.id).order_by(AuditEvent.seq)
-    ).all()
-    prev = GENESIS
-    for expected_seq, ev in enumerate(events, start=1):
-        if ev.seq != expected_seq:
-            return Break(stream.key, expected_seq, None, f"event #{expected_seq} is missing (deleted)")
+    """Walk one stream from its first event; return its first bad event, or None if it is whole.
+
+    Each event must have the next seq, the previous event's hash and a hash of its own content.
+    Where the chain breaks, the event blamed is the inserted, moved, edited (re-hashed or not) or
+    missing one; events beyond the stream head, and a head that disagrees with the last event,
+    are found as well.
+    """
+    events = list(
+        session.scalars(select(AuditEvent).where(AuditEvent.stream_id == stream.id).order_by(AuditEvent.seq))
+    )
+    key, prev = stream.key, GENESIS
+    for i, ev in enumerate(events):
+        if ev.seq != i + 1:
+            return Break(key, i + 1, None, f"missing (deleted): the next event is #{ev.seq} (id {ev.id})")
         if ev.prev_hash != prev:
-            return Break(
-                stream.key, ev.seq, ev.id, "does not follow the event before it (reordered or inserted)"
-            )
-        fields = {k: getattr(ev, k) for k in _HASHED}
-        if event_hash(stream.key, prev, ev.at, fields) != ev.hash:
-            return Break(stream.key, ev.seq, ev.id, "content does not match its hash (edited)")
+            return _misplaced(key, events, i)
+        if _digest(key, ev, prev) != ev.hash:
+            return Break(key, ev.seq, ev.id, "content does not match its hash (edited)")
         prev = ev.hash
-    if len(events) != stream.length or prev != stream.head_hash:
+    found = len(events)
+    if found < stream.length:
         return Break(
-            stream.key,
-            len(events) + 1,
-            None,
-            f"stream records {stream.length} events, found {len(events)} (deleted at the end)",
+            key, found + 1, None, f"stream records {stream.length} events, found {found} (deleted at the end)"
+        )
+    if found > stream.length:
+        extra = events[stream.length]
+        return Break(
+            key,
+            extra.seq,
+            extra.id,
+            f"beyond the stream head, which records {stream.length} events (appended outside the engine)",
+        )
+    if prev != stream.head_hash:
+        last = events[-1]
+        return Break(
+            key,
+            last.seq,
+            last.id,
+            "does not match the stream head (it, or one before it, was edited and the chain re-hashed)",
         )
     return None
 
 
+def _streamless(session: Session, stream_key: str | None) -> list[Break]:
+    """Instances whose whole audit stream (head and events) is gone."""
+    streams = select(AuditStream.key)
+    instances = select(Instance.id).order_by(Instance.id)
+    if stream_key is None:
+        streams = streams.where(AuditStream.key.startswith("instance:"))
+    elif stream_key.startswith("instance:") and stream_key.removeprefix("instance:").isdigit():
+        streams = streams.where(AuditStream.key == stream_key)
+        instances = instances.where(Instance.id == int(stream_key.removeprefix("instance:")))
+    else:
+        return []
+    have = set(session.scalars(streams))
+    return [
+        Break(key, 1, None, "the instance has no audit stream (deleted with all its events)")
+        for iid in session.scalars(instances)
+        if (key := instance_stream(iid)) not in have
+    ]
+
+
 def verify(session: Session, stream_key: str | None = None) -> list[Break]:
-    """Verify one stream, or every stream; return the first break of each broken stream."""
+    """Verify one stream, or every stream; return the first bad event of each broken stream."""
     query = select(AuditStream).order_by(AuditStream.id)
     if stream_key is not None:
         query = query.where(AuditStream.key == stream_key)
-    return [b for s in session.scalars(query) if (b := verify_stream(session, s)) is not None]
+    breaks = [b for s in session.scalars(query) if (b := verify_stream(session, s)) is not None]
+    return breaks + _streamless(session, stream_key)
