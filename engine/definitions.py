@@ -7,7 +7,7 @@ it never touches the database and never knows who runs it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -79,7 +79,9 @@ class Deadline:
     on_expiry: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "remind", tuple(sorted(set(self.remind), reverse=True)))
+        remind = self.remind
+        if isinstance(remind, tuple | list) and all(isinstance(d, int) for d in remind):
+            object.__setattr__(self, "remind", tuple(sorted(set(remind), reverse=True)))
 
 
 @dataclass(frozen=True)
@@ -179,13 +181,13 @@ class Transition:
     def __post_init__(self) -> None:
         if isinstance(self.sources, str):
             object.__setattr__(self, "sources", (self.sources,))
-        else:
+        elif isinstance(self.sources, Iterable) and not isinstance(self.sources, bytes | Mapping):
             object.__setattr__(self, "sources", tuple(self.sources))
 
 
 def T(trigger: str, sources: str | Sequence[str], dest: str, **kw: Any) -> Transition:
     """Shorthand for :class:`Transition` used by definitions."""
-    return Transition(trigger, tuple([sources] if isinstance(sources, str) else sources), dest, **kw)
+    return Transition(trigger, sources, dest, **kw)
 
 
 @dataclass(frozen=True)

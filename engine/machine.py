@@ -7,7 +7,6 @@ on a throwaway model object. Never a Machine per instance, never ``add_model``.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -15,7 +14,7 @@ from transitions import Machine
 
 from engine.definitions import GuardContext, Role, Transition, Workflow
 from engine.errors import DefinitionError, NotPossible
-from engine.validate import check
+from engine.validate import check, role_faults
 
 
 def _condition(t: Transition):
@@ -100,16 +99,21 @@ class Registry:
         self.add_roles(roles)
 
     def add_roles(self, roles: Iterable[Role]) -> None:
+        """Add ``roles`` all at once, or none of them (raises :class:`DefinitionError`)."""
         roles = list(roles)
-        dupes = [c for c, n in Counter(r.code for r in roles).items() if n > 1 or c in self.roles]
+        faults = role_faults(roles)
+        if faults:
+            raise DefinitionError(faults)
+        dupes = [r.code for r in roles if r.code in self.roles]
         if dupes:
             raise DefinitionError([f"duplicate role '{c}'" for c in dupes])
         self.roles.update({r.code: r for r in roles})
 
     def register(self, wf: Workflow) -> Workflow:
+        """Validate, compile and add ``wf``; a refused definition leaves the registry as it was."""
+        check(wf, self.roles.values(), subflows=self._latest.keys())
         if (wf.key, wf.version) in self._compiled:
             raise DefinitionError([f"workflow '{wf.key}' v{wf.version} is already registered"])
-        check(wf, self.roles.values(), subflows=self._latest.keys())
         self._compiled[(wf.key, wf.version)] = Compiled(wf, compile_machine(wf))
         self._latest[wf.key] = max(wf.version, self._latest.get(wf.key, 0))
         return wf
