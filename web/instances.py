@@ -32,7 +32,7 @@ from sqlalchemy import func, select
 
 from engine import audit
 from engine.definitions import Field, Workflow
-from engine.errors import EngineError, InvalidForm, NotFound
+from engine.errors import EngineError, Forbidden, InvalidForm, NotFound
 from engine.forms import fen_to_wan
 from engine.runtime import Runtime
 from engine.store.models import AuditEvent, Instance, OrgUnit
@@ -368,6 +368,8 @@ def start(key: str):
     if request.method == "GET":
         s = db.session()
         actor = db.actor(s)
+        if not _start_units(s, wf, actor):
+            raise Forbidden(f"无权发起{wf.title} (starting '{wf.title}' needs role '{wf.start_role}')")
         return render_template(
             "start_form.html",
             wf=wf,
