@@ -20,7 +20,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from flask_login import current_user
 
 from engine import audit, directory
-from engine.errors import InvalidForm
+from engine.errors import InvalidForm, NotFound
 from engine.runtime import Runtime
 from engine.store.models import Instance, Task
 from engine.tasks import task_queue
@@ -282,18 +282,26 @@ def _instance_state(inst: Instance) -> dict[str, Any]:
 
 
 def _task_action(task_id: int, call) -> Response:
-    """Run ``call(runtime, session, actor, now, body)`` on a task in one transaction; answer the task."""
-    body = _body() if request.get_data() else {}
+    """Run ``call(runtime, session, actor, now, body)`` on a task in one transaction; answer the task.
+
+    Scope comes first: a task out of sight is 404 before its body is read, as one that does not exist.
+    """
     with db.transaction() as s:
-        task = call(db.runtime(), s, db.actor(s), db.now(), body)
+        actor, runtime = db.actor(s), db.runtime()
+        task = s.get(Task, task_id)
+        if task is None:
+            raise NotFound(f"任务不存在 (task {task_id} not found)")
+        runtime.instance(s, task.instance_id, actor)
+        task = call(runtime, s, actor, db.now(), _body() if request.get_data() else {})
         result = _task_json(task)
     return jsonify(result)
 
 
 def _instance_action(inst_id: int, call) -> Response:
-    body = _body() if request.get_data() else {}
     with db.transaction() as s:
-        inst = call(db.runtime(), s, db.actor(s), db.now(), body)
+        actor, runtime = db.actor(s), db.runtime()
+        runtime.instance(s, inst_id, actor)
+        inst = call(runtime, s, actor, db.now(), _body() if request.get_data() else {})
         result = _instance_state(inst)
     return jsonify(result)
 
