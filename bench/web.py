@@ -79,8 +79,10 @@ STAGES = (
 """Where the seeded instances wait (round robin): 乡镇审核 twice as often, 县级审定 with one party signed."""
 PICK = 6
 """A client picks at random among the first PICK tasks of its queue, so clients of one step collide."""
-REPLAY_SHARE = 0.05
-"""Share of successful approves the client sends again with the same idempotency key."""
+REPLAY_EVERY = 10
+"""Each client sends its 1st, 11th, 21st… successful approve again, with the same idempotency key."""
+DOUBLE_EVERY = 12
+"""Each client's 2nd, 14th, 26th… approve is a double click: sent twice at once, no expected_version."""
 QUEUE_PAGE_EVERY = 3
 """Every third round a client also loads the HTML 我的待办 page."""
 
@@ -203,6 +205,8 @@ class Client(threading.Thread):
         self.replays: list[tuple[int, int]] = []
         self.unanswered = 0
         self.gone = 0
+        self.attempts = 0
+        self.doubles: list[tuple[int, int]] = []
 
     def call(
         self, kind: str, session: requests.Session, method: str, path: str, **kw
@@ -246,15 +250,43 @@ class Client(threading.Thread):
             "idempotency_key": uuid.uuid4().hex,
         }
         path = f"/api/v1/instances/{task['instance_id']}/fire"
+        self.attempts += 1
+        if self.attempts % DOUBLE_EVERY == 2:
+            self.double_click(path, body)
+            return
         done = self.call("approve", self.api, "POST", path, json=body)
         if done is None or done.status_code != 200:
             return
         event_id = done.json()["event_id"]
         self.approved.append(event_id)
-        if self.rng.random() < REPLAY_SHARE:
+        if len(self.approved) % REPLAY_EVERY == 1:
             again = self.call("approve_replay", self.api, "POST", path, json=body)
             if again is not None and again.status_code == 200:
                 self.replays.append((event_id, again.json()["event_id"]))
+
+    def double_click(self, path: str, body: dict[str, Any]) -> None:
+        """Send one approve twice at once, without ``expected_version``: it may take effect only once."""
+        body = {k: v for k, v in body.items() if k != "expected_version"}
+        answers: list[requests.Response | None] = [None, None]
+
+        def send(n: int) -> None:
+            with requests.Session() as session:
+                session.headers.update(self.api.headers)
+                answers[n] = self.call("approve_double", session, "POST", path, json=body)
+
+        pair = [threading.Thread(target=send, args=(n,)) for n in (0, 1)]
+        for t in pair:
+            t.start()
+        for t in pair:
+            t.join()
+        fired = [a.json()["event_id"] for a in answers if a is not None and a.status_code == 200]
+        fresh = [
+            a.json()["event_id"]
+            for a in answers
+            if a is not None and a.status_code == 200 and not a.json()["replayed"]
+        ]
+        self.approved += fresh
+        self.doubles.append((len(fired), len(fresh)))
 
     def run(self) -> None:
         self.login()
@@ -348,6 +380,7 @@ def load(url: str, *, seconds: float, workers: int, clients: int, instances: int
         }
     status = Counter(str(st) for _, st, _ in samples)
     replays = [pair for c in team for pair in c.replays]
+    doubles = [pair for c in team for pair in c.doubles]
     return {
         "seconds": round(elapsed, 1),
         "seed_seconds": round(seed_s, 1),
@@ -363,6 +396,9 @@ def load(url: str, *, seconds: float, workers: int, clients: int, instances: int
         "conflicts": status.get("409", 0),
         "unanswered_approves": sum(c.unanswered for c in team),
         "gone": sum(c.gone for c in team),
+        "double_clicks": len(doubles),
+        "double_clicks_fired_twice": sum(fresh > 1 for _, fresh in doubles),
+        "double_clicks_answered_twice": sum(fired > 1 for fired, _ in doubles),
         "replays": len(replays),
         "replay_mismatch": sum(a != b for a, b in replays),
         "log_errors": tracebacks,
@@ -405,6 +441,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"| lost / duplicated transitions | {r['lost']} / {r['duplicated']} |",
         f"| replayed approves (same idempotency key) / answered with another event | "
         f"{r['replays']} / {r['replay_mismatch']} |",
+        f"| double clicks (same key, no version) / fired twice / both answered 2xx | {r['double_clicks']} / "
+        f"{r['double_clicks_fired_twice']} / {r['double_clicks_answered_twice']} |",
         f"| instances with two open tasks for one step and party | {r['doubled_open_tasks']} |",
         f"| audit chains | {'all verify' if not r['audit_breaks'] else '; '.join(r['audit_breaks'])} |",
     ]
@@ -418,7 +456,12 @@ def targets(result: dict[str, Any]) -> list[Target]:
         return []
     r = result
     whole = not (
-        r["lost"] or r["duplicated"] or r["doubled_open_tasks"] or r["audit_breaks"] or r["replay_mismatch"]
+        r["lost"]
+        or r["duplicated"]
+        or r["doubled_open_tasks"]
+        or r["audit_breaks"]
+        or r["replay_mismatch"]
+        or r["double_clicks_fired_twice"]
     )
     return [
         Target("5xx answers under load", str(r["server_errors"]), "0", r["server_errors"] == 0),
@@ -453,13 +496,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"PostgreSQL not reachable at {PG_ADMIN}: nothing to load", file=sys.stderr)
         return 1
     instances = args.instances or int(15 * args.seconds)
-    load_before = os.getloadavg()
+    load_before, started = os.getloadavg(), datetime.now().astimezone().isoformat(timespec="seconds")
     result = run(("postgresql",), args.seconds, args.workers, args.clients, instances)
     load_after = os.getloadavg()
     command = "python -m bench.web " + " ".join(argv if argv is not None else sys.argv[1:])
     block = "\n".join(
         [
-            f"**Command:** `{command}`, run {datetime.now().astimezone().isoformat(timespec='seconds')} on "
+            f"**Command:** `{command}`, started {started} on "
             f"{os.cpu_count()} cores; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after "
             "(the machine was shared, so the figures are a floor, not a capacity).",
             "",
