@@ -19,7 +19,7 @@ from engine.deadlines import load_year
 from engine.errors import Conflict, EngineError, Forbidden, NotPossible
 from engine.scope import Actor, load_actor
 from engine.store.db import make_engine, session_factory
-from engine.store.models import AuditEvent, DeadlineRow, Instance, Task
+from engine.store.models import AuditEvent, DeadlineRow, Instance, OrgUnit, Task
 from tests.conftest import T0
 from tests.engine.sample import build_world, grant_form, make_runtime
 
@@ -66,15 +66,22 @@ def actor_for(sessions, users: dict[str, int], name: str | None, now) -> Actor:
 def seed(url: str, count: int, steps=TO_TOWNSHIP) -> Seeded:
     """Build the sample world and start ``count`` grants, each walked through ``steps`` (an hour apart)."""
     engine = make_engine(url)
-    sessions = session_factory(engine)
-    runtime = make_runtime()
-    with sessions.begin() as s:
+    with session_factory(engine).begin() as s:
         for year in (2025, 2026):
             load_year(s, year)
-        world = build_world(s)
-        users = {name: u.id for name, u in world.u.items()}
-        village = world.units["A1v"].id
+        users = {name: u.id for name, u in build_world(s).u.items()}
+    engine.dispose()
+    return Seeded(users, add_grants(url, users, count, steps))
+
+
+def add_grants(url: str, users: dict[str, int], count: int, steps=TO_TOWNSHIP) -> list[int]:
+    """Start ``count`` more grants in village A1v and walk each through ``steps``; their ids."""
+    engine = make_engine(url)
+    sessions = session_factory(engine)
+    runtime = make_runtime()
     applicant = actor_for(sessions, users, "applicant_a1", T0)
+    with sessions() as s:
+        village = s.scalar(select(OrgUnit.id).where(OrgUnit.code == "A1v"))
     ids = []
     for _ in range(count):
         with sessions.begin() as s:
@@ -88,7 +95,7 @@ def seed(url: str, count: int, steps=TO_TOWNSHIP) -> Seeded:
             with sessions.begin() as s:
                 runtime.fire(s, iid, trigger, who_acts, now=now)
     engine.dispose()
-    return Seeded(users, ids)
+    return ids
 
 
 def race_one(url, iid, trigger, user, users, expected_version, barrier, results) -> None:
