@@ -33,6 +33,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from apscheduler.events import EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -69,7 +70,7 @@ def unavailable(exc: BaseException) -> bool:
     return isinstance(exc, (sa_exc.DisconnectionError, sa_exc.TimeoutError))
 
 
-def run_due(sessions: sessionmaker[Session], runtime: Runtime, now: datetime, *, batch: int = 500) -> int:
+def run_due(sessions: sessionmaker[Session], runtime: Runtime, now: datetime, *, batch: int = 200) -> int:
     """Act on every pending row due at ``now``, in due order, a batch per transaction; return how many.
 
     A row that fails is rolled back alone (its SAVEPOINT), logged, and counted in its
@@ -179,13 +180,14 @@ def _lock_instances(s: Session, instance_ids: set[int], wait: bool) -> set[int]:
 
 def _act_on_batch(
     sessions: sessionmaker[Session], runtime: Runtime, page: list[Candidate], now: datetime, wait: bool
-) -> tuple[int, tuple[datetime, int] | None, list[Candidate], bool]:
+) -> tuple[int, tuple[datetime, int], list[Candidate], bool]:
     """Claim and act on one page in one transaction.
 
     Returns how many rows acted, the cursor reached, the rows skipped because another
     transaction held their instance, and whether a timer fired (its clocks may be due).
     """
-    acted, cursor, skipped, fired_timer = 0, None, [], False
+    acted, skipped, fired_timer = 0, [], False
+    cursor = (page[-1][1], page[-1][0])
     with sessions.begin() as s:
         if is_postgres(s):
             locked = _lock_instances(s, {c[3] for c in page}, wait)
@@ -194,7 +196,6 @@ def _act_on_batch(
         claimed = _claim(s, (c[0] for c in page), now)
         ctx = _Batch.load(s, [c[0] for c in page if c[0] in claimed])
         for position, (row_id, due, kind, instance_id) in enumerate(page):
-            cursor = (due, row_id)
             if row_id not in claimed:
                 claimed |= _claim(s, [row_id], now) if row_id in ctx.released else set()
                 if row_id not in claimed:
@@ -208,8 +209,9 @@ def _act_on_batch(
             if _act(s, runtime, ctx.row(s, row_id), now, ctx):
                 acted += 1
                 fired_timer |= kind == "timer"
-            if kind == "timer" and later and _due_now_before(s, instance_id, now, cursor, later[-1]):
+            if kind == "timer" and later and _due_now_before(s, instance_id, now, (due, row_id), later[-1]):
                 _unclaim(s, (c[0] for c in later if c[0] in claimed))
+                cursor = (due, row_id)
                 break
     return acted, cursor, skipped, fired_timer
 
@@ -234,11 +236,13 @@ def _due_now_before(
     )
 
 
-def _act(s: Session, runtime: Runtime, row: DeadlineRow, now: datetime, ctx: _Batch) -> bool:
+def _act(s: Session, runtime: Runtime, row: Any, now: datetime, ctx: _Batch) -> bool:
     """Act on one claimed row in a SAVEPOINT; a failure rolls back that row alone and stays pending."""
     try:
         with s.begin_nested():
             ACTIONS[row.kind](s, runtime, row, now, ctx)
+        if row.kind == "timer":
+            _forget_clocks(s)
         return True
     except Exception as exc:
         if unavailable(exc):
@@ -258,12 +262,39 @@ def _act(s: Session, runtime: Runtime, row: DeadlineRow, now: datetime, ctx: _Ba
         return False
 
 
+ROW_COLUMNS = (
+    DeadlineRow.id,
+    DeadlineRow.instance_id,
+    DeadlineRow.state,
+    DeadlineRow.kind,
+    DeadlineRow.due_at,
+    DeadlineRow.trigger,
+    DeadlineRow.escalate_to,
+    DeadlineRow.days_before,
+)
+
+
+def _forget_clocks(s: Session) -> None:
+    """Drop the deadline objects a fire created from the session once flushed.
+
+    The runtime cancels clocks with an ORM UPDATE that is evaluated against every deadline
+    object in the identity map; left there, a batch of timers would cost quadratic time.
+    """
+    for obj in [o for o in s.identity_map.values() if isinstance(o, DeadlineRow)]:
+        s.expunge(obj)
+
+
 @dataclass
 class _Batch:
-    """What a batch's rows need, loaded in bulk: rows, instances, open step tasks, holders, offers."""
+    """What a batch's rows need, loaded in bulk: rows, instances, open step tasks, holders, offers.
 
-    rows: dict[int, DeadlineRow]
+    ``held`` keeps the bulk-loaded instances and units referenced: the session's identity map
+    holds objects weakly, and ``Session.get`` finds them there without a query.
+    """
+
+    rows: dict[int, Any]
     open_tasks: dict[tuple[int, str], list[Task]]
+    held: list[Any]
     released: set[int] = field(default_factory=set)
     touched: set[int] = field(default_factory=set)
     holders: dict[tuple[str, int], list[int]] = field(default_factory=dict)
@@ -271,9 +302,9 @@ class _Batch:
 
     @classmethod
     def load(cls, s: Session, row_ids: list[int]) -> _Batch:
-        rows = {r.id: r for r in s.scalars(select(DeadlineRow).where(DeadlineRow.id.in_(row_ids)))}
+        rows = {r.id: r for r in s.execute(select(*ROW_COLUMNS).where(DeadlineRow.id.in_(row_ids)))}
         instance_ids = {r.instance_id for r in rows.values()}
-        s.scalars(select(Instance).where(Instance.id.in_(instance_ids))).all()
+        held: list[Any] = list(s.scalars(select(Instance).where(Instance.id.in_(instance_ids))))
         open_tasks: dict[tuple[int, str], list[Task]] = {}
         stepped = {r.instance_id for r in rows.values() if r.kind != "timer"}
         if stepped:
@@ -286,14 +317,15 @@ class _Batch:
                 open_tasks.setdefault((task.instance_id, task.state), []).append(task)
         units = {t.org_unit_id for ts in open_tasks.values() for t in ts}
         if units:
-            s.scalars(select(OrgUnit).where(OrgUnit.id.in_(units))).all()
-        return cls(rows, open_tasks)
+            held += s.scalars(select(OrgUnit).where(OrgUnit.id.in_(units)))
+        return cls(rows, open_tasks, held)
 
-    def row(self, s: Session, row_id: int) -> DeadlineRow:
+    def row(self, s: Session, row_id: int) -> Any:
+        """The row's columns, as a plain row: no ORM object, so the session's identity map stays small."""
         found = self.rows.get(row_id)
-        return found if found is not None else s.get(DeadlineRow, row_id, populate_existing=True)
+        return found if found is not None else s.execute(select(*ROW_COLUMNS).where(DeadlineRow.id == row_id)).one()
 
-    def step_tasks(self, s: Session, row: DeadlineRow) -> list[Task]:
+    def step_tasks(self, s: Session, row: Any) -> list[Task]:
         """The step's open tasks: from the bulk load, unless an earlier row of the batch changed them."""
         if row.instance_id not in self.touched and row.id in self.rows:
             return self.open_tasks.get((row.instance_id, row.state), [])
@@ -335,7 +367,7 @@ class _Batch:
 
 
 def _notify(
-    s: Session, row: DeadlineRow, inst: Instance, users: list[int], kind: str, subject: str, now: datetime
+    s: Session, row: Any, inst: Instance, users: list[int], kind: str, subject: str, now: datetime
 ) -> None:
     for user_id in users:
         notify.queue(
@@ -349,7 +381,7 @@ def _notify(
         )
 
 
-def _record(s: Session, row: DeadlineRow, inst: Instance, action: str, now: datetime, **detail) -> None:
+def _record(s: Session, row: Any, inst: Instance, action: str, now: datetime, **detail) -> None:
     audit.append(
         s,
         audit.instance_stream(inst.id),
@@ -364,7 +396,7 @@ def _record(s: Session, row: DeadlineRow, inst: Instance, action: str, now: date
     )
 
 
-def _remind(s: Session, runtime: Runtime, row: DeadlineRow, now: datetime, ctx: _Batch) -> None:
+def _remind(s: Session, runtime: Runtime, row: Any, now: datetime, ctx: _Batch) -> None:
     """提醒: tell whoever holds the step's work that it falls due in ``days_before`` days."""
     inst = s.get(Instance, row.instance_id)
     open_tasks = ctx.step_tasks(s, row)
@@ -375,7 +407,7 @@ def _remind(s: Session, runtime: Runtime, row: DeadlineRow, now: datetime, ctx: 
     _record(s, row, inst, "remind", now, days_before=row.days_before, notified=users)
 
 
-def _breach(s: Session, runtime: Runtime, row: DeadlineRow, now: datetime, ctx: _Batch) -> None:
+def _breach(s: Session, runtime: Runtime, row: Any, now: datetime, ctx: _Batch) -> None:
     """超期: record it, tell the step's holders, and open a 督办 task for the escalation role."""
     inst = s.get(Instance, row.instance_id)
     users = ctx.recipients(s, ctx.step_tasks(s, row), now)
@@ -396,7 +428,7 @@ def _breach(s: Session, runtime: Runtime, row: DeadlineRow, now: datetime, ctx: 
     )
 
 
-def _timer(s: Session, runtime: Runtime, row: DeadlineRow, now: datetime, ctx: _Batch) -> None:
+def _timer(s: Session, runtime: Runtime, row: Any, now: datetime, ctx: _Batch) -> None:
     """The period is over (公示期满): the SYSTEM fires the trigger as of the due time."""
     ctx.touched.add(row.instance_id)
     runtime.fire(
@@ -404,7 +436,7 @@ def _timer(s: Session, runtime: Runtime, row: DeadlineRow, now: datetime, ctx: _
     )
 
 
-ACTIONS: dict[str, Callable[[Session, Runtime, DeadlineRow, datetime, _Batch], None]] = {
+ACTIONS: dict[str, Callable[[Session, Runtime, Any, datetime, _Batch], None]] = {
     "remind": _remind,
     "breach": _breach,
     "timer": _timer,
