@@ -6,9 +6,10 @@ so the same event never queues twice.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from engine.store.models import Notification
@@ -38,6 +39,26 @@ def queue(
     )
     session.add(note)
     return note
+
+
+def queue_all(
+    session: Session,
+    user_ids: Iterable[int],
+    *,
+    kind: str,
+    subject: str,
+    now: datetime,
+    instance_id: int | None,
+    dedupe_prefix: str,
+) -> None:
+    """Queue one in-app notification per user (dedupe key ``<prefix>:<user id>``), in one statement."""
+    rows = [
+        {"channel": "inapp", "user_id": uid, "instance_id": instance_id, "kind": kind, "subject": subject[:255],
+         "body": "", "dedupe_key": f"{dedupe_prefix}:{uid}", "created_at": now}
+        for uid in user_ids
+    ]
+    if rows:
+        session.execute(insert(Notification), rows)
 
 
 def inbox(session: Session, user_id: int, *, limit: int = 50) -> list[Notification]:

@@ -16,13 +16,13 @@ The caller owns the transaction: ``with session.begin(): runtime.fire(...)``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from engine import audit, forms, tasks
 from engine.approvals import ApprovalActions
@@ -81,6 +81,8 @@ class Authority:
 
     task: Task | None
     membership: Membership | None
+    open_tasks: tuple[Task, ...] | None = None
+    """Every open task of the instance, when the check read them (so leaving the step need not)."""
 
     def audit_fields(self, actor: Actor) -> dict[str, Any]:
         m = self.membership
@@ -91,6 +93,27 @@ class Authority:
             "on_behalf_of_id": m.principal_id if m else None,
             "on_behalf_of_name": m.principal_name if m else None,
         }
+
+
+class LazyUnits(Mapping[str, str]):
+    """``GuardContext.units``, read from the database only if a guard looks at it."""
+
+    def __init__(self, session: Session, inst: Instance) -> None:
+        self._session, self._inst, self._codes = session, inst, None
+
+    def _loaded(self) -> dict[str, str]:
+        if self._codes is None:
+            self._codes = unit_codes(self._session, self._inst)
+        return self._codes
+
+    def __getitem__(self, kind: str) -> str:
+        return self._loaded()[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._loaded())
 
 
 @dataclass
@@ -104,9 +127,14 @@ class Runtime(ApprovalActions, OptionQueries):
 
     def instance(self, session: Session, instance_id: int, actor: Actor, *, lock: bool = False) -> Instance:
         """The instance, if it exists and lies in ``actor``'s scope; otherwise NotFound."""
-        query = select(Instance).where(Instance.id == instance_id).execution_options(populate_existing=True)
+        query = (
+            select(Instance)
+            .where(Instance.id == instance_id)
+            .options(joinedload(Instance.org_unit, innerjoin=True))
+            .execution_options(populate_existing=True)
+        )
         if lock and is_postgres(session):
-            query = query.with_for_update()
+            query = query.with_for_update(of=Instance)
         inst = session.scalars(query).one_or_none()
         if inst is None or not actor.sees(inst.org_path):
             raise NotFound(f"事项不存在 (instance {instance_id} not found)")
@@ -296,9 +324,7 @@ class Runtime(ApprovalActions, OptionQueries):
             choices = ", ".join(wf.state(b.dest).label for b in branches)
             raise InvalidForm({"dest": f"须选择退回到的节点: {choices} (choose where it goes)"})
         self._check_times(session, inst, branches[0], wf)
-        ctx = GuardContext(
-            data={**inst.data, **values}, form=values, now=now, units=unit_codes(session, inst)
-        )
+        ctx = GuardContext(data={**inst.data, **values}, form=values, now=now, units=LazyUnits(session, inst))
         reasons = self._guard_reasons(compiled, inst.state, branches, ctx, dest)
         if reasons:
             raise GuardFailed(reasons)
@@ -327,7 +353,13 @@ class Runtime(ApprovalActions, OptionQueries):
             if authority.task is not None:
                 authority.task.comment = comment
             tasks.close_open(
-                session, inst, now, done=authority.task, outcome=trigger, closed_by=actor.user_id
+                session,
+                inst,
+                now,
+                done=authority.task,
+                outcome=trigger,
+                closed_by=actor.user_id,
+                open_tasks=authority.open_tasks,
             )
             goes_back = branch.needs_comment and self._goes_back(wf, from_state, to_state)
             inst.returned_from = from_state if goes_back else None
@@ -430,16 +462,14 @@ class Runtime(ApprovalActions, OptionQueries):
                 )
             return Authority(None, membership)
         taken_by_other = None
-        for task in session.scalars(
-            select(Task)
-            .where(
-                Task.instance_id == inst.id,
-                Task.status == tasks.OPEN,
-                Task.state == inst.state,
-                Task.role == role,
+        open_tasks = tuple(
+            session.scalars(
+                select(Task).where(Task.instance_id == inst.id, Task.status == tasks.OPEN).order_by(Task.id)
             )
-            .order_by(Task.id)
-        ):
+        )
+        for task in open_tasks:
+            if task.state != inst.state or task.role != role:
+                continue
             membership = actor.holding(role, task.org_path)
             if membership is None:
                 continue
@@ -451,7 +481,7 @@ class Runtime(ApprovalActions, OptionQueries):
             if task.assignee_id is not None and task.assignee_id not in (owner, actor.user_id):
                 taken_by_other = task
                 continue
-            return Authority(task, membership)
+            return Authority(task, membership, open_tasks)
         if taken_by_other is not None:
             raise Forbidden(
                 f"已被他人签收: {taken_by_other.assignee.display_name} (this task is claimed by {taken_by_other.assignee.display_name})"

@@ -6,10 +6,11 @@ changes apart from the state change that causes it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from engine import notify
@@ -105,16 +106,8 @@ def tell_holders(
     key: str,
 ) -> None:
     """Queue one in-app notification for each holder of ``role`` at ``unit`` (and their stand-ins)."""
-    for user_id in holders(session, role, unit, now):
-        notify.queue(
-            session,
-            user_id=user_id,
-            kind=kind,
-            instance_id=inst.id,
-            now=now,
-            subject=subject,
-            dedupe_key=f"{key}:{user_id}",
-        )
+    notify.queue_all(session, holders(session, role, unit, now), kind=kind, instance_id=inst.id, now=now,
+                     subject=subject, dedupe_prefix=key)
 
 
 def start_clock(
@@ -133,30 +126,17 @@ def start_clock(
     due = due_at(deadline, now, calendar, inst.data)
     if due is None:
         return None
-    for days in deadline.remind:
-        at = due - timedelta(days=days)
-        if at > now:
-            session.add(
-                DeadlineRow(
-                    instance_id=inst.id,
-                    state=state,
-                    kind="remind",
-                    due_at=at,
-                    days_before=days,
-                    created_at=now,
-                )
-            )
-    session.add(
-        DeadlineRow(
-            instance_id=inst.id,
-            state=state,
-            kind=kind,
-            due_at=due,
-            created_at=now,
-            trigger=deadline.on_expiry,
-            escalate_to=deadline.escalate_to,
-        )
+    rows = [
+        {"kind": "remind", "due_at": due - timedelta(days=days), "days_before": days, "trigger": None,
+         "escalate_to": None}
+        for days in deadline.remind
+        if due - timedelta(days=days) > now
+    ]
+    rows.append(
+        {"kind": kind, "due_at": due, "days_before": None, "trigger": deadline.on_expiry,
+         "escalate_to": deadline.escalate_to}
     )
+    session.execute(insert(DeadlineRow), [{"instance_id": inst.id, "state": state, "created_at": now, **r} for r in rows])
     return due
 
 
@@ -208,10 +188,22 @@ def notify_on_entry(
 
 
 def close_open(
-    session: Session, inst: Instance, now: datetime, *, done: Task | None, outcome: str, closed_by: int | None
+    session: Session,
+    inst: Instance,
+    now: datetime,
+    *,
+    done: Task | None,
+    outcome: str,
+    closed_by: int | None,
+    open_tasks: Sequence[Task] | None = None,
 ) -> None:
-    """Leave a step: the task acted on is done; every other open task is cancelled; clocks stop."""
-    for task in session.scalars(select(Task).where(Task.instance_id == inst.id, Task.status == OPEN)):
+    """Leave a step: the task acted on is done; every other open task is cancelled; clocks stop.
+
+    ``open_tasks``: the instance's open tasks if the caller has just read them (not read again).
+    """
+    if open_tasks is None:
+        open_tasks = session.scalars(select(Task).where(Task.instance_id == inst.id, Task.status == OPEN)).all()
+    for task in open_tasks:
         task.status = "done" if done is not None and task.id == done.id else "cancelled"
         task.outcome = outcome
         task.closed_at = now
