@@ -464,6 +464,8 @@ class Scan:
         self.first_retry, self.max_retry = first_retry, max_retry
         self.failures = 0
         self.retry_in: float | None = None
+        self.succeeded = 0
+        self.acted = 0
 
     def __call__(self) -> int | None:
         now = self.clock()
@@ -487,6 +489,8 @@ class Scan:
         if self.failures:
             log.warning("database available again after %d failed scan(s)", self.failures)
         self.failures, self.retry_in = 0, None
+        self.succeeded += 1
+        self.acted += acted
         log.info("scan at %s: acted on %d due deadline row(s)", now.isoformat(), acted)
         return acted
 
@@ -501,6 +505,8 @@ def build_scheduler(
     max_retry_seconds: float | None = None,
 ) -> BlockingScheduler:
     """An APScheduler ``BlockingScheduler`` that scans every ``interval_seconds``, first at start.
+
+    APScheduler keeps wall-clock time; each scan acts as of ``clock()`` (a frozen time in tests).
 
     One worker thread, ``max_instances=1`` and ``coalesce=True``: scans never overlap, and
     scans missed while one ran long collapse into one. The job store is in memory: the
@@ -530,7 +536,7 @@ def build_scheduler(
         IntervalTrigger(seconds=interval_seconds, timezone=UTC),
         id=JOB_ID,
         name="scan due deadlines",
-        next_run_time=clock(),
+        next_run_time=utcnow(),
         coalesce=True,
         max_instances=1,
         misfire_grace_time=None,
