@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import uuid
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from sqlalchemy import func, select
 from engine import audit
 from engine.definitions import Field, Workflow
 from engine.errors import EngineError, Forbidden, InvalidForm, NotFound
-from engine.forms import fen_to_wan
+from engine.forms import clean_text, fen_to_wan
 from engine.runtime import Runtime
 from engine.store.models import AuditEvent, Instance, OrgUnit
 from web import db, diagrams
@@ -218,15 +219,96 @@ def show(inst_id: int):
     return instance_view(inst_id)
 
 
+ZIP, OLE = b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+ATTACHMENT_TYPES: dict[str, tuple[bytes, str | None]] = {
+    "pdf": (b"%PDF-", None),
+    "ofd": (ZIP, "OFD.xml"),
+    "png": (b"\x89PNG\r\n\x1a\n", None),
+    "jpg": (b"\xff\xd8\xff", None),
+    "jpeg": (b"\xff\xd8\xff", None),
+    "docx": (ZIP, "[Content_Types].xml"),
+    "xlsx": (ZIP, "[Content_Types].xml"),
+    "pptx": (ZIP, "[Content_Types].xml"),
+    "doc": (OLE, None),
+    "xls": (OLE, None),
+    "wps": (OLE, None),
+    "et": (OLE, None),
+    "txt": (b"", None),
+    "csv": (b"", None),
+}
+"""Allowed attachment extensions: the leading bytes the content must have, and a member a zip must hold."""
+ATTACHMENT_NAME_MAX = 120
+
+
+def attachment_name(filename: str) -> str:
+    """The display name of an upload: its last path part, at most 120 characters (the extension kept).
+
+    The file itself is always stored as ``UPLOAD_DIR/<instance>/<sha256>``; the name is only shown.
+    """
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    try:
+        name = clean_text(name, len(name))
+    except ValueError as exc:
+        raise ValueError(f"文件名{exc}") from None
+    if not name.strip(". ") or "\n" in name or "\t" in name:
+        raise ValueError("文件名无效 (invalid file name)")
+    stem, _dot, ext = name.rpartition(".")
+    if len(name) > ATTACHMENT_NAME_MAX:
+        name = f"{stem[: ATTACHMENT_NAME_MAX - len(ext) - 1]}.{ext}"
+    return name
+
+
+def _looks_like(ext: str, content: bytes) -> bool:
+    """Whether ``content`` really is a file of type ``ext`` (its magic bytes, or clean text)."""
+    magic, member = ATTACHMENT_TYPES[ext]
+    if not content.startswith(magic):
+        return False
+    if not magic:
+        return b"\x00" not in content and _decodes(content)
+    if member is None:
+        return True
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as z:
+            return member in z.namelist()
+    except zipfile.BadZipFile:
+        return False
+
+
+def _decodes(content: bytes) -> bool:
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            content.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        return True
+    return False
+
+
 def _attachments() -> list[tuple[dict, bytes]]:
-    found = []
+    """The uploaded attachments, checked: a safe name, an allowed type, content that matches it."""
+    found, faults = [], []
     for upload in request.files.getlist("attachments"):
         if not upload.filename:
             continue
         content = upload.read()
-        name = upload.filename.replace("\\", "/").rsplit("/", 1)[-1][:200]
-        meta = {"name": name, "sha256": hashlib.sha256(content).hexdigest(), "size": len(content)}
-        found.append((meta, content))
+        try:
+            name = attachment_name(upload.filename)
+        except ValueError as exc:
+            faults.append(str(exc))
+            continue
+        ext = name.rpartition(".")[2].lower() if "." in name else ""
+        if ext not in ATTACHMENT_TYPES:
+            allowed = ", ".join(ATTACHMENT_TYPES)
+            faults.append(f"{name}: 不支持的文件类型，仅限 {allowed} (file type not allowed; only {allowed})")
+        elif not content:
+            faults.append(f"{name}: 文件为空 (the file is empty)")
+        elif not _looks_like(ext, content):
+            faults.append(f"{name}: 文件内容与扩展名 .{ext} 不符 (content is not a .{ext} file)")
+        else:
+            meta = {"name": name, "sha256": hashlib.sha256(content).hexdigest(), "size": len(content)}
+            found.append((meta, content))
+    if faults:
+        raise InvalidForm({"attachments": "; ".join(faults)})
     return found
 
 
@@ -244,8 +326,8 @@ def fire(inst_id: int):
     runtime = db.runtime()
     trigger = request.form.get("trigger", "")
     expected = request.form.get("expected_version", "")
-    files = _attachments()
     try:
+        files = _attachments()
         with db.transaction() as s:
             actor = db.actor(s)
             inst = runtime.instance(s, inst_id, actor)

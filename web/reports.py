@@ -7,9 +7,12 @@ transaction and a refused file shows every fault (sheet, row, column) in a table
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections import Counter
 from datetime import date
 from decimal import Decimal
+from xml.etree import ElementTree
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -67,12 +70,33 @@ def _date(name: str) -> date | None:
         raise InvalidForm({name: "日期格式应为 YYYY-MM-DD (date expected)"}) from None
 
 
+XLSX_UNPACKED_MAX = 64 * 1024 * 1024
+"""The most an uploaded workbook may unpack to (a zip bomb is refused before it is opened)."""
+NOT_XLSX = "不是有效的 Excel (.xlsx) 文件 (not an .xlsx file)"
+
+
 def _upload() -> bytes:
-    """The uploaded workbook's bytes (the reports refuse a file that is not a readable .xlsx)."""
+    """The uploaded workbook's bytes: an ``.xlsx`` name, and a zip holding a workbook of sane size
+    whose XML parts are well formed (openpyxl would otherwise fail deep inside an import)."""
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise InvalidForm({"file": "请选择 Excel 文件 (choose an .xlsx file)"})
-    return upload.read()
+    data = upload.read()
+    if not upload.filename.lower().endswith(".xlsx") or not data.startswith(b"PK\x03\x04"):
+        raise InvalidForm({"file": NOT_XLSX})
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as book:
+            if not {"[Content_Types].xml", "xl/workbook.xml"} <= set(book.namelist()):
+                raise InvalidForm({"file": NOT_XLSX})
+            if sum(member.file_size for member in book.infolist()) > XLSX_UNPACKED_MAX:
+                limit = XLSX_UNPACKED_MAX // (1024 * 1024)
+                raise InvalidForm({"file": f"解压后超过 {limit} MB (unpacks to more than {limit} MB)"})
+            for name in book.namelist():
+                if name.endswith((".xml", ".rels")):
+                    ElementTree.fromstring(book.read(name))
+    except (zipfile.BadZipFile, ElementTree.ParseError):
+        raise InvalidForm({"file": NOT_XLSX}) from None
+    return data
 
 
 def _visible_counties(s, actor) -> list[OrgUnit]:
