@@ -574,7 +574,7 @@ def measure(url: str, backend: str, tree: Tree, repeats: int, naive_repeats: int
         def page(actor=actors[who], kw=kw) -> list[int]:
             with sessions() as s:
                 result = task_queue(s, actor, per_page=PER_PAGE, **kw)
-                return [t.id for t in result.items], result.total, getattr(result, "exact", True)
+                return [t.id for t in result.items], result.total, result.exact
 
         cases[name] = (page, naive_sql(actors[who], backend, kw))
 

@@ -83,9 +83,14 @@ def within(column, path: str) -> ColumnElement[bool]:
     ``"/"``), so that a B-tree index on the column serves it on both databases; org paths use
     byte order (COLLATE "C" on PostgreSQL, SQLite's BINARY), which makes the range exactly the prefix.
     """
+    return and_(column >= path, column < path_end(path))
+
+
+def path_end(path: str) -> str:
+    """The first org path after ``path`` and every path below it: ``/1/4/`` → ``/1/40``."""
     if not path.endswith("/"):
         raise ValueError(f"org path must end with '/': {path!r}")
-    return and_(column >= path, column < path[:-1] + "0")
+    return path[:-1] + "0"
 
 
 def scope_path(unit: OrgUnit) -> str:

@@ -6,20 +6,25 @@ changes apart from the state change that causes it.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import NamedTuple
 
-from sqlalchemy import and_, func, insert, or_, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import CompoundSelect, and_, bindparam, insert, literal_column, select, union_all, update
+from sqlalchemy.orm import Session
 
 from engine import notify
+from engine.clock import UTC
 from engine.deadlines import WorkCalendar, due_at
 from engine.definitions import Deadline, GuardContext, State
 from engine.errors import NotPossible
 from engine.machine import Registry
-from engine.scope import Actor, ancestor_at, department_under, holders, unit_codes, within
-from engine.store.models import DeadlineRow, Instance, OrgUnit, Task
+from engine.scope import Actor, ancestor_at, department_under, holders, path_end, unit_codes
+from engine.store.db import is_postgres
+from engine.store.models import ACTIVE, DeadlineRow, Instance, OrgUnit, Task, User
 
 OPEN = "open"
 
@@ -215,14 +220,50 @@ def close_open(
     )
 
 
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_FILTERS = ("workflow", "state", "org_path", "due_before", "overdue_at")
+
+
+class Assignee(NamedTuple):
+    """Who has claimed (签收) a task."""
+
+    id: int
+    username: str
+    display_name: str
+
+
+class QueueItem(NamedTuple):
+    """One line of 我的待办: the task, with what the list shows of its instance, unit and assignee."""
+
+    id: int
+    instance_id: int
+    state: str
+    role: str
+    org_unit_id: int
+    assignee_id: int | None
+    delegated_by_id: int | None
+    created_at: datetime
+    due_at: datetime | None
+    title: str
+    workflow_key: str
+    workflow_version: int
+    unit_name: str
+    assignee: Assignee | None
+
+
 @dataclass(frozen=True)
 class Page:
-    """One page of a query, with the total count for paging."""
+    """One page of a query, with the total for paging.
+
+    When ``exact`` is False the query was not counted to its end: ``total`` rows exist
+    (there is a page after this one) and there may be more, shown "N+".
+    """
 
     items: list
     total: int
     page: int
     per_page: int
+    exact: bool = True
 
     @property
     def pages(self) -> int:
@@ -244,41 +285,113 @@ def task_queue(
     """我的待办: open tasks the actor may work, by role membership and org scope, soonest due first.
 
     A task claimed by someone else stays listed (shown as taken). ``org_path`` narrows to a
-    county or township; ``overdue_at`` keeps only tasks already late at that time. The page's
-    ids are found first and only those rows are loaded with their instance, unit and assignee.
+    county or township; ``overdue_at`` keeps only tasks already late at that time. The queue
+    is counted only as far as each membership's range has to be read for this page and one
+    row more: the total is exact when every range ended, else a lower bound ("N+").
+
+    One statement reads each membership's index ranges in page order (:func:`_candidates`),
+    each stopping after the rows the page needs; the merge and the page are taken here, and
+    a second statement reads only the page's columns. Both statements are built once per
+    shape and reused, so a call costs little Python beyond the rows.
     """
-    reach = [and_(Task.role == m.role, within(Task.org_path, m.org_path)) for m in actor.memberships]
+    reach = _reach(actor)
+    page = max(1, page)
     if not reach:
         return Page([], 0, page, per_page)
-    query = (
-        select(Task)
-        .join(Instance, Task.instance_id == Instance.id)
-        .where(Task.status == OPEN, Instance.status == "active", or_(*reach))
-    )
-    if workflow:
-        query = query.where(Instance.workflow_key == workflow)
-    if state:
-        query = query.where(Task.state == state)
+    offset = (page - 1) * per_page
+    limit = offset + per_page + 1
+    given = {
+        "workflow": workflow,
+        "state": state,
+        "org_path": org_path,
+        "due_before": due_before,
+        "overdue_at": overdue_at,
+    }
+    params: dict = {"limit": limit, **{k: v for k, v in given.items() if v}}
     if org_path:
-        query = query.where(within(Instance.org_path, org_path))
-    if due_before is not None:
-        query = query.where(Task.due_at <= due_before)
-    if overdue_at is not None:
-        query = query.where(Task.due_at < overdue_at)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    page = max(1, page)
-    ids = session.scalars(
-        query.with_only_columns(Task.id)
-        .order_by(Task.due_at.asc().nulls_last(), Task.id)
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    ).all()
+        params["org_end"] = path_end(org_path)
+    for i, (role, path) in enumerate(reach):
+        params.update({f"role{i}": role, f"path{i}": path, f"end{i}": path_end(path)})
+    shape = tuple(k for k in _FILTERS if given[k])
+    rows = session.execute(_candidates(is_postgres(session), len(reach), shape), params).all()
+    exact = all(n < limit for n in Counter(r.arm for r in rows).values())
+    rows.sort(key=lambda r: (r.due_at is None, r.due_at or _EARLIEST, r.id))
+    ids = [r.id for r in rows[offset : offset + per_page]]
     if not ids:
-        return Page([], total or 0, page, per_page)
-    loaded = session.scalars(
-        select(Task)
-        .where(Task.id.in_(ids))
-        .options(joinedload(Task.instance), joinedload(Task.org_unit), joinedload(Task.assignee))
-    ).unique()
-    by_id = {t.id: t for t in loaded}
-    return Page([by_id[i] for i in ids], total or 0, page, per_page)
+        return Page([], len(rows), page, per_page, exact)
+    found = {
+        r.id: QueueItem(*r[:13], Assignee(r.assignee_id, r.username, r.display_name) if r.username else None)
+        for r in session.execute(_PAGE_ROWS, {"ids": ids})
+    }
+    return Page([found[i] for i in ids], len(rows), page, per_page, exact)
+
+
+def _reach(actor: Actor) -> list[tuple[str, str]]:
+    """The actor's (role, org path) memberships, leaving out any that lies inside another of the same role."""
+    reach: list[tuple[str, str]] = []
+    for role, path in sorted({(m.role, m.org_path) for m in actor.memberships}):
+        if not any(r == role and path.startswith(p) for r, p in reach):
+            reach.append((role, path))
+    return reach
+
+
+@lru_cache(maxsize=128)
+def _candidates(postgres: bool, memberships: int, filters: tuple[str, ...]) -> CompoundSelect:
+    """The ids and due times of the queue's first ``:limit`` rows in each index range of ``ix_task_open``.
+
+    Per membership (``:role0``, ``:path0``…), the tasks at its unit itself, where a role's
+    tasks are offered, and those below it: each range is one index scan in page order that
+    stops early, joined to its instances row by row. PostgreSQL's ascending index already
+    puts tasks without a due time last; SQLite's puts them first, so there each range is
+    read as two, with and without a due time. The ranges do not overlap. Built once per
+    shape (backend, number of memberships, filters given) and reused with new parameters.
+    """
+    due = Task.due_at.asc().nulls_last() if postgres else Task.due_at
+    conditions = {
+        "workflow": Instance.workflow_key == bindparam("workflow"),
+        "state": Task.state == bindparam("state"),
+        "org_path": and_(Instance.org_path >= bindparam("org_path"), Instance.org_path < bindparam("org_end")),
+        "due_before": Task.due_at <= bindparam("due_before", type_=Task.due_at.type),
+        "overdue_at": Task.due_at < bindparam("overdue_at", type_=Task.due_at.type),
+    }
+    arms = []
+    for i in range(memberships):
+        path = bindparam(f"path{i}")
+        for at in (Task.org_path == path, and_(Task.org_path > path, Task.org_path < bindparam(f"end{i}"))):
+            for dated in (None,) if postgres else (True, False):
+                query = (
+                    select(Task.id, Task.due_at, literal_column(str(len(arms))).label("arm"))
+                    .join(Instance, Task.instance_id == Instance.id)
+                    .where(Task.status == literal_column(f"'{OPEN}'"), Task.role == bindparam(f"role{i}"), at)
+                    .where(Instance.status == ACTIVE, *(conditions[f] for f in filters))
+                    .order_by(due, Task.id)
+                    .limit(bindparam("limit"))
+                )
+                if dated is not None:
+                    query = query.where(Task.due_at.is_not(None) if dated else Task.due_at.is_(None))
+                arms.append(select(query.subquery()))
+    return union_all(*arms)
+
+
+_PAGE_ROWS = (
+    select(
+        Task.id,
+        Task.instance_id,
+        Task.state,
+        Task.role,
+        Task.org_unit_id,
+        Task.assignee_id,
+        Task.delegated_by_id,
+        Task.created_at,
+        Task.due_at,
+        Instance.title,
+        Instance.workflow_key,
+        Instance.workflow_version,
+        select(OrgUnit.name).where(OrgUnit.id == Task.org_unit_id).scalar_subquery().label("unit_name"),
+        select(User.username).where(User.id == Task.assignee_id).scalar_subquery().label("username"),
+        select(User.display_name).where(User.id == Task.assignee_id).scalar_subquery().label("display_name"),
+    )
+    .join(Instance, Task.instance_id == Instance.id)
+    .where(Task.id.in_(bindparam("ids", expanding=True)))
+)
+"""The columns 我的待办 shows, for the page's task ids (a unit and an assignee are looked up per row)."""

@@ -140,10 +140,12 @@ def tasks():
                 {
                     "id": t.id,
                     "instance_id": t.instance_id,
-                    "title": t.instance.title,
-                    "workflow": t.instance.workflow_key,
+                    "title": t.title,
+                    "workflow": t.workflow_key,
                     "state": t.state,
-                    "state_label": runtime.definition(t.instance).workflow.state(t.state).label,
+                    "state_label": runtime.registry.get(t.workflow_key, t.workflow_version)
+                    .workflow.state(t.state)
+                    .label,
                     "role": t.role,
                     "org_unit_id": t.org_unit_id,
                     "assignee_id": t.assignee_id,
@@ -153,6 +155,7 @@ def tasks():
                 for t in page.items
             ],
             "total": page.total,
+            "total_exact": page.exact,
             "page": page.page,
             "per_page": page.per_page,
         }

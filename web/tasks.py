@@ -19,8 +19,8 @@ from sqlalchemy import select
 from engine.errors import EngineError
 from engine.runtime import Runtime
 from engine.scope import Actor
-from engine.store.models import OrgUnit, Task
-from engine.tasks import task_queue
+from engine.store.models import OrgUnit
+from engine.tasks import QueueItem, task_queue
 from web import db
 
 bp = Blueprint("tasks", __name__, url_prefix="/tasks")
@@ -45,11 +45,11 @@ def scope_units(s, actor, kinds=("county", "township")) -> list[OrgUnit]:
     )
 
 
-def _bulk_trigger(runtime: Runtime, task: Task, actor: Actor) -> tuple[str, str] | None:
+def _bulk_trigger(runtime: Runtime, task: QueueItem, actor: Actor) -> tuple[str, str] | None:
     """The (trigger, label) the queue may fire on this task's instance in bulk, if the user works it."""
     if task.delegated_by_id is not None or task.assignee_id not in (None, actor.user_id):
         return None
-    wf = runtime.definition(task.instance).workflow
+    wf = runtime.registry.get(task.workflow_key, task.workflow_version).workflow
     for trigger in dict.fromkeys(t.trigger for t in wf.transitions_from(task.state)):
         if all(b.bulk and b.by is None for b in wf.transitions_from(task.state, trigger)):
             return trigger, wf.label_of(trigger)
@@ -91,8 +91,8 @@ def queue():
         {
             "task": t,
             "bulk": _bulk_trigger(runtime, t, actor),
-            "workflow": runtime.definition(t.instance).workflow,
-            "step": runtime.definition(t.instance).workflow.state(t.state).label,
+            "workflow": runtime.registry.get(t.workflow_key, t.workflow_version).workflow,
+            "step": runtime.registry.get(t.workflow_key, t.workflow_version).workflow.state(t.state).label,
             "role": runtime.registry.roles[t.role].label if t.role in runtime.registry.roles else t.role,
             "overdue": t.due_at is not None and t.due_at < now,
             "due_soon": t.due_at is not None and now <= t.due_at < now + DUE_SOON,
