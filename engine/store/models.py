@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -162,7 +163,16 @@ class Task(Base):
 
     __tablename__ = "task"
     __table_args__ = (
-        Index("ix_task_queue", "status", "role", "org_path", "due_at"),
+        Index(
+            "ix_task_open",
+            "role",
+            "org_path",
+            "due_at",
+            "id",
+            postgresql_include=["instance_id"],
+            postgresql_where=text("status = 'open'"),
+            sqlite_where=text("status = 'open'"),
+        ),
         Index("ix_task_instance", "instance_id", "status"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
