@@ -305,14 +305,20 @@ def test_api_start_refuses_hostile_json_and_stores_nothing(api, world, sessions)
     assert stored(sessions) == before
 
 
-def test_action_form_fields_are_checked_like_start_fields(api, make_instance, sessions):
-    """An action's own field (county review's 意见) refuses control characters and excess length too."""
+def test_action_form_fields_are_checked_like_start_fields(api, browser, make_instance, sessions):
+    """An action's own field (county review's 意见) refuses control characters and excess length too,
+    from the instance page's form (422, the page again with the reason) and from the API."""
     iid = make_instance("150", steps=(*ROUTE, ("approve", "town_a1")))
-    client = api("county_a")
+    client, page = api("county_a"), browser("county_a")
+    with sessions() as s:
+        version = s.scalar(select(Instance.version_id).where(Instance.id == iid))
     before = stored(sessions)
     for note, why in (("同意\x00", "U+0000"), ("同意\u202e", "U+202E"), ("意" * 501, "最多500字")):
         r = client.post(f"/api/v1/instances/{iid}/fire", json={"trigger": "approve", "form": {"note": note}})
         assert r.status_code == 422 and why in r.get_json()["fields"]["note"]
+        form = {"trigger": "approve", "expected_version": str(version), "field.note": note}
+        r = page.post(f"/instances/{iid}/fire", form)
+        assert r.status_code == 422 and why in r.get_data(as_text=True)
     assert stored(sessions) == before
 
 
