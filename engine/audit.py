@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from engine.clock import UTC
@@ -43,6 +43,9 @@ _HASHED = (
 )
 
 
+_STREAM = select(AuditStream).where(AuditStream.key == bindparam("key")).with_for_update()
+
+
 def event_hash(stream_key: str, prev_hash: str, at: datetime, fields: dict[str, Any]) -> str:
     """SHA-256 of the canonical JSON of one event, chained to ``prev_hash``."""
     body = {k: fields.get(k) for k in _HASHED}
@@ -59,9 +62,7 @@ def append(
     session: Session, stream_key: str, *, at: datetime, action: str, actor_name: str, **fields: Any
 ) -> AuditEvent:
     """Append one event to ``stream_key`` inside the caller's transaction."""
-    stream = session.execute(
-        select(AuditStream).where(AuditStream.key == stream_key).with_for_update()
-    ).scalar_one_or_none()
+    stream = session.execute(_STREAM, {"key": stream_key}).scalar_one_or_none()
     if stream is None:
         stream = AuditStream(key=stream_key, length=0, head_hash=GENESIS)
         session.add(stream)

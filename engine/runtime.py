@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from engine import audit, forms, tasks
@@ -34,6 +34,18 @@ from engine.options import OptionQueries
 from engine.scope import Actor, Membership, unit_codes
 from engine.store.db import flush_instance, is_postgres
 from engine.store.models import ACTIVE, COMPLETED, SUSPENDED, AuditEvent, Instance, OrgUnit, Task
+
+_INSTANCE = (
+    select(Instance)
+    .where(Instance.id == bindparam("instance_id"))
+    .options(joinedload(Instance.org_unit, innerjoin=True))
+    .execution_options(populate_existing=True)
+)
+_INSTANCE_LOCKED = _INSTANCE.with_for_update(of=Instance)
+_OPEN_TASKS = (
+    select(Task).where(Task.instance_id == bindparam("instance_id"), Task.status == tasks.OPEN).order_by(Task.id)
+)
+"""Statements of every fire, built once (SQLAlchemy then skips building them and their cache keys)."""
 
 
 @dataclass(frozen=True)
@@ -127,15 +139,8 @@ class Runtime(ApprovalActions, OptionQueries):
 
     def instance(self, session: Session, instance_id: int, actor: Actor, *, lock: bool = False) -> Instance:
         """The instance, if it exists and lies in ``actor``'s scope; otherwise NotFound."""
-        query = (
-            select(Instance)
-            .where(Instance.id == instance_id)
-            .options(joinedload(Instance.org_unit, innerjoin=True))
-            .execution_options(populate_existing=True)
-        )
-        if lock and is_postgres(session):
-            query = query.with_for_update(of=Instance)
-        inst = session.scalars(query).one_or_none()
+        query = _INSTANCE_LOCKED if lock and is_postgres(session) else _INSTANCE
+        inst = session.scalars(query, {"instance_id": instance_id}).one_or_none()
         if inst is None or not actor.sees(inst.org_path):
             raise NotFound(f"事项不存在 (instance {instance_id} not found)")
         return inst
@@ -462,11 +467,7 @@ class Runtime(ApprovalActions, OptionQueries):
                 )
             return Authority(None, membership)
         taken_by_other = None
-        open_tasks = tuple(
-            session.scalars(
-                select(Task).where(Task.instance_id == inst.id, Task.status == tasks.OPEN).order_by(Task.id)
-            )
-        )
+        open_tasks = tuple(session.scalars(_OPEN_TASKS, {"instance_id": inst.id}))
         for task in open_tasks:
             if task.state != inst.state or task.role != role:
                 continue

@@ -141,7 +141,7 @@ def start_clock(
         {"kind": kind, "due_at": due, "days_before": None, "trigger": deadline.on_expiry,
          "escalate_to": deadline.escalate_to}
     )
-    session.execute(insert(DeadlineRow), [{"instance_id": inst.id, "state": state, "created_at": now, **r} for r in rows])
+    session.execute(insert(DeadlineRow.__table__), [{"instance_id": inst.id, "state": state, "created_at": now, **r} for r in rows])
     return due
 
 
@@ -192,6 +192,15 @@ def notify_on_entry(
         )
 
 
+_CLOCKS = DeadlineRow.__table__.c
+_STOP_CLOCKS = (
+    update(DeadlineRow.__table__)
+    .where(_CLOCKS.instance_id == bindparam("of_instance"), _CLOCKS.status == "pending")
+    .values(status="cancelled")
+)
+"""Stop an instance's clocks (a Core UPDATE: the loaded rows are brought in line by hand, not by the ORM)."""
+
+
 def close_open(
     session: Session,
     inst: Instance,
@@ -213,11 +222,10 @@ def close_open(
         task.outcome = outcome
         task.closed_at = now
         task.closed_by_id = closed_by
-    session.execute(
-        update(DeadlineRow)
-        .where(DeadlineRow.instance_id == inst.id, DeadlineRow.status == "pending")
-        .values(status="cancelled")
-    )
+    session.execute(_STOP_CLOCKS, {"of_instance": inst.id})
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, DeadlineRow) and obj.instance_id == inst.id and obj.__dict__.get("status") == "pending":
+            set_committed_value(obj, "status", "cancelled")
 
 
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
