@@ -58,7 +58,7 @@ def queue_all(
         for uid in user_ids
     ]
     if rows:
-        session.execute(insert(Notification), rows)
+        session.execute(insert(Notification.__table__), rows)
 
 
 def inbox(session: Session, user_id: int, *, limit: int = 50) -> list[Notification]:

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 from sqlalchemy import CompoundSelect, and_, bindparam, insert, literal_column, select, union_all, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from engine import notify
 from engine.clock import UTC
