@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
@@ -122,7 +123,7 @@ def test_names_keep_only_their_last_part_and_never_choose_the_path(
     outside = [p for p in tmp_path.rglob("*") if p.is_file() and "attachments" not in p.parts]
     assert all(p.name.startswith("test.db") for p in outside), outside
     page = b.get(f"/instances/{iid}").get_data(as_text=True)
-    assert "<img src=x" not in page
+    assert "<img src=x" not in page and str(escape(shown)) in page
     got = b.get(f"/instances/{iid}/attachments/{hashlib.sha256(PDF).hexdigest()}")
     assert got.status_code == 200 and "\n" not in got.headers["Content-Disposition"]
 
