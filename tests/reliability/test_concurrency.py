@@ -2,7 +2,7 @@
 
 The same transition fired at the same moment (a barrier) by N threads of one process or by N
 separate processes: exactly one wins, the rest are refused with a precise error, and nothing
-is written twice. Four workers driving 20 instances through the whole grant flow, fighting
+is written twice. Four workers driving 28 instances through the whole grant flow, fighting
 over some of them: no deadlock, no lost update, every audit chain whole.
 """
 
@@ -32,7 +32,7 @@ from tests.reliability.concurrency_worker import (
 
 RACERS = 8
 WORKERS = 4
-OWN_PER_WORKER = 4
+OWN_PER_WORKER = 6
 SHARED = 4
 JOIN_TIMEOUT = 120
 SQLITE_STALE_READ = {"Forbidden"}
@@ -130,7 +130,7 @@ def test_racers_without_expected_version_lose_to_the_new_state(db_url, sessions)
 
 
 def test_many_instances_in_parallel_no_deadlock_no_lost_update(db_url, sessions):
-    """4 workers drive 4 own and 4 shared instances each to 'granted' at once.
+    """4 workers drive 6 own and 4 shared instances each to 'granted' at once.
 
     Threads on SQLite, separate processes on PostgreSQL. Every worker ends (bounded joins: no
     deadlock); each instance took exactly five successful fires in total and its version rose by
