@@ -1,19 +1,19 @@
 """The scheduler: N deadlines fall due at once; time for :func:`engine.scheduler.run_due` to act on each once.
 
 Rows of the sample grant workflow, a third of each kind, all due at the same moment, loaded
-in bulk (not through the runtime) with the shape the runtime gives them (each instance with its audit
-stream): 提醒 ``remind`` and
-超期 ``breach`` rows of instances at 乡镇审核 with the township's open task, and ``timer`` rows
-of instances at 村内公示 whose notice period is over. A reminder notifies the task's holders
-and audits; a breach also opens a 督办 task at the county; a timer fires ``notice_ended``
-through the runtime, which opens the township's task and its clocks. Each measured scan is
-a separate OS process (``python -m bench.schedule``) calling ``run_due`` as of one hour after
-the due time; on PostgreSQL once with one process and once with two started together on a
-copy of the same data (``CREATE DATABASE … TEMPLATE``), on SQLite with one. Afterwards every
-row must be fired and every instance must carry exactly one event from its row (a
-``remind``, an ``overdue`` or the ``notice_ended`` transition). The baseline, on another copy
-of the same rows: the bare ``UPDATE deadline SET status='fired' … RETURNING id`` of every
-due row in one statement (psycopg; ``sqlite3``), i.e. the claim alone with no action.
+in bulk (not through the runtime) with the shape the runtime gives them, each instance with
+its audit stream: 提醒 ``remind`` and 超期 ``breach`` rows of instances at 乡镇审核 with the
+township's open task, and ``timer`` rows of instances at 村内公示 whose notice period is over.
+A reminder notifies the task's holders and audits; a breach also opens a 督办 task at the
+county; a timer fires ``notice_ended`` through the runtime, which opens the township's task
+and its clocks. Each measured scan is a separate OS process (``python -m bench.schedule``)
+calling ``run_due`` as of one hour after the due time; on PostgreSQL once with one process
+and once with two started together on a copy of the same data (``CREATE DATABASE …
+TEMPLATE``), on SQLite with one. Afterwards every row must be fired and every instance must
+carry exactly one event from its row (a ``remind``, an ``overdue`` or the ``notice_ended``
+transition), and there must be one 督办 task per breach. The baseline, on another copy of the
+same rows: the bare ``UPDATE deadline SET status='fired' … RETURNING id`` of every due row in
+one statement (psycopg; ``sqlite3``), i.e. the claim alone with no action.
 """
 
 from __future__ import annotations
@@ -43,11 +43,12 @@ from tests.conftest import T0
 from tests.engine.sample import build_world
 
 TITLE = "Scheduler: deadlines falling due at once (`bench/schedule.py`)"
-SIZES = {"full": {"n": 30_000}, "quick": {"n": 300}}
+SIZES = {"full": {"n": 6_000}, "quick": {"n": 300}}
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("remind", "breach", "timer")
 DUE = T0 + timedelta(days=10)
 SCAN_AT = DUE + timedelta(hours=1)
+ISSUE_N = 100_000
 STATE = {"remind": "township_review", "breach": "township_review", "timer": "notice"}
 CHUNK = 5_000
 
@@ -273,21 +274,35 @@ def _runs(result: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    lines = [
-        f"N = {result['n']:,} rows due at once, a third of each kind.",
+    n = result["n"]
+    lines = [f"N = {n:,} rows due at once, a third of each kind."]
+    if n < ISSUE_N:
+        lines += [
+            "",
+            f"The issue asks for {ISSUE_N:,}; the last column is what that would take at these rates. The",
+            "full run's N is the largest whose runs together fit this section's 2.5-minute budget on the",
+            "shared 2-core machine (`--quick`: 300). The ratios do not depend on N (a scan is linear in its rows).",
+        ]
+    lines += [
         "",
-        "| run | acted | seconds | engine rows/s | raw UPDATE rows/s | engine / raw | exactly once |",
-        "|---|---|---|---|---|---|---|",
+        "| run | acted (per process) | seconds | engine rows/s | raw UPDATE rows/s | engine / raw | exactly once "
+        f"| {ISSUE_N:,} rows would take |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for backend, label, r in _runs(result):
         raw = result[backend]["raw"]
         lines.append(
             f"| {label} | {r['acted']:,} ({' + '.join(f'{a:,}' for a in r['acted_per_process'])}) | "
             f"{r['seconds']} | {r['rows_per_s']:,} | {raw['rows_per_s']:,} | {r['engine_vs_raw']} | "
-            f"{'yes' if r['exactly_once'] else '**no**'} |"
+            f"{'yes' if r['exactly_once'] else '**no**'} | {ISSUE_N / r['rows_per_s'] / 60:.0f} min |"
         )
     if "postgresql" in result:
-        lines += ["", f"Two processes against one on PostgreSQL: ×{result['postgresql']['speedup_2_vs_1']}."]
+        lines += [
+            "",
+            f"Two processes against one on PostgreSQL: ×{result['postgresql']['speedup_2_vs_1']}. A scan is",
+            "bound by Python on the client (the server's sessions wait in `ClientRead`), so a second process",
+            "helps only when a core is free: read it against the load average in the header.",
+        ]
     return "\n".join(lines)
 
 
