@@ -6,19 +6,28 @@ changes apart from the state change that causes it.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
 
-from sqlalchemy import CompoundSelect, and_, bindparam, insert, literal_column, select, union_all, update
+from sqlalchemy import (
+    CompoundSelect,
+    Select,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from engine import notify
-from engine.clock import UTC
 from engine.deadlines import WorkCalendar, due_at
 from engine.definitions import Deadline, GuardContext, State
 from engine.errors import NotPossible
@@ -229,7 +238,6 @@ def close_open(
             set_committed_value(obj, "status", "cancelled")
 
 
-_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _FILTERS = ("workflow", "state", "org_path", "due_before", "overdue_at")
 
 
@@ -298,10 +306,10 @@ def task_queue(
     is counted only as far as each membership's range has to be read for this page and one
     row more: the total is exact when every range ended, else a lower bound ("N+").
 
-    One statement reads each membership's index ranges in page order (:func:`_candidates`),
-    each stopping after the rows the page needs; the merge and the page are taken here, and
-    a second statement reads only the page's columns. Both statements are built once per
-    shape and reused, so a call costs little Python beyond the rows.
+    One statement (:func:`_statements`) reads each membership's index ranges in page order,
+    each stopping after the rows the page needs, merges them, and returns only the page's
+    rows with the columns the list shows and the count. It is built once per shape and
+    reused, so a call costs little Python beyond the page's rows.
     """
     reach = _reach(actor)
     page = max(1, page)
@@ -322,17 +330,14 @@ def task_queue(
     for i, (role, path) in enumerate(reach):
         params.update({f"role{i}": role, f"path{i}": path, f"end{i}": path_end(path)})
     shape = tuple(k for k in _FILTERS if given[k])
-    rows = session.execute(_candidates(is_postgres(session), len(reach), shape), params).all()
-    exact = all(n < limit for n in Counter(r.arm for r in rows).values())
-    rows.sort(key=lambda r: (r.due_at is None, r.due_at or _EARLIEST, r.id))
-    ids = [r.id for r in rows[offset : offset + per_page]]
-    if not ids:
-        return Page([], len(rows), page, per_page, exact)
-    found = {
-        r.id: QueueItem(*r[:13], Assignee(r.assignee_id, r.username, r.display_name) if r.username else None)
-        for r in session.execute(_PAGE_ROWS, {"ids": ids})
-    }
-    return Page([found[i] for i in ids], len(rows), page, per_page, exact)
+    listing, counting = _statements(is_postgres(session), len(reach), shape)
+    rows = session.execute(listing, {**params, "offset": offset, "per_page": per_page}).all()
+    total, widest = (rows[0].total, rows[0].widest) if rows else session.execute(counting, params).one()
+    items = [
+        QueueItem(*r[:13], Assignee(r.assignee_id, r.username, r.display_name) if r.username else None)
+        for r in rows
+    ]
+    return Page(items, total, page, per_page, (widest or 0) < limit)
 
 
 def _reach(actor: Actor) -> list[tuple[str, str]]:
@@ -344,7 +349,6 @@ def _reach(actor: Actor) -> list[tuple[str, str]]:
     return reach
 
 
-@lru_cache(maxsize=128)
 def _candidates(postgres: bool, memberships: int, filters: tuple[str, ...]) -> CompoundSelect:
     """The ids and due times of the queue's first ``:limit`` rows in each index range of ``ix_task_open``.
 
@@ -352,8 +356,7 @@ def _candidates(postgres: bool, memberships: int, filters: tuple[str, ...]) -> C
     tasks are offered, and those below it: each range is one index scan in page order that
     stops early, joined to its instances row by row. PostgreSQL's ascending index already
     puts tasks without a due time last; SQLite's puts them first, so there each range is
-    read as two, with and without a due time. The ranges do not overlap. Built once per
-    shape (backend, number of memberships, filters given) and reused with new parameters.
+    read as two, with and without a due time. The ranges do not overlap.
     """
     due = Task.due_at.asc().nulls_last() if postgres else Task.due_at
     conditions = {
@@ -382,25 +385,47 @@ def _candidates(postgres: bool, memberships: int, filters: tuple[str, ...]) -> C
     return union_all(*arms)
 
 
-_PAGE_ROWS = (
-    select(
-        Task.id,
-        Task.instance_id,
-        Task.state,
-        Task.role,
-        Task.org_unit_id,
-        Task.assignee_id,
-        Task.delegated_by_id,
-        Task.created_at,
-        Task.due_at,
-        Instance.title,
-        Instance.workflow_key,
-        Instance.workflow_version,
-        select(OrgUnit.name).where(OrgUnit.id == Task.org_unit_id).scalar_subquery().label("unit_name"),
-        select(User.username).where(User.id == Task.assignee_id).scalar_subquery().label("username"),
-        select(User.display_name).where(User.id == Task.assignee_id).scalar_subquery().label("display_name"),
+@lru_cache(maxsize=128)
+def _statements(postgres: bool, memberships: int, filters: tuple[str, ...]) -> tuple[Select, Select]:
+    """The page with its columns and the count (total, widest range), and the count alone for an empty page.
+
+    Built once per shape (backend, number of memberships, filters given). The candidates of :func:`_candidates` are sorted once more (a few rows per range), cut to
+    ``:per_page`` rows from ``:offset``, and joined to what the list shows: the instance's
+    title and workflow, the unit's name and the assignee (looked up per row).
+    """
+    cand = _candidates(postgres, memberships, filters).cte("cand")
+    ranges = select(func.count().label("n")).select_from(cand).group_by(cand.c.arm).subquery()
+    total = select(func.count()).select_from(cand).scalar_subquery()
+    widest = select(func.max(ranges.c.n)).scalar_subquery()
+    order = (cand.c.due_at.asc().nulls_last(), cand.c.id)
+    page = select(cand.c.id, cand.c.due_at).order_by(*order).limit(bindparam("per_page"))
+    page = page.offset(bindparam("offset")).subquery("page")
+    listing = (
+        select(
+            Task.id,
+            Task.instance_id,
+            Task.state,
+            Task.role,
+            Task.org_unit_id,
+            Task.assignee_id,
+            Task.delegated_by_id,
+            Task.created_at,
+            Task.due_at,
+            Instance.title,
+            Instance.workflow_key,
+            Instance.workflow_version,
+            select(OrgUnit.name).where(OrgUnit.id == Task.org_unit_id).scalar_subquery().label("unit_name"),
+            select(User.username).where(User.id == Task.assignee_id).scalar_subquery().label("username"),
+            select(User.display_name)
+            .where(User.id == Task.assignee_id)
+            .scalar_subquery()
+            .label("display_name"),
+            total.label("total"),
+            widest.label("widest"),
+        )
+        .select_from(page)
+        .join(Task, Task.id == page.c.id)
+        .join(Instance, Task.instance_id == Instance.id)
+        .order_by(page.c.due_at.asc().nulls_last(), page.c.id)
     )
-    .join(Instance, Task.instance_id == Instance.id)
-    .where(Task.id.in_(bindparam("ids", expanding=True)))
-)
-"""The columns 我的待办 shows, for the page's task ids (a unit and an assignee are looked up per row)."""
+    return listing, select(total.label("total"), widest.label("widest"))
