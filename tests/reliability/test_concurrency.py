@@ -207,10 +207,8 @@ def test_reader_of_the_old_version_is_told_conflict(request, db_url, sessions):
 
     outcomes: dict[str, object] = {}
 
-    def racer(name, factory, user, started=None):
+    def racer(name, factory, user):
         try:
-            if started is not None:
-                assert started.wait(timeout=30)
             with factory.begin() as s:
                 outcomes[name] = runtime.fire(
                     s, iid, "approve", actors[user], now=LATER, expected_version=version
@@ -221,15 +219,16 @@ def test_reader_of_the_old_version_is_told_conflict(request, db_url, sessions):
             if name == "B":
                 b_done.set()
 
-    threads = [
-        threading.Thread(target=racer, args=("A", session_factory(a_engine), "town_a1_b")),
-        threading.Thread(target=racer, args=("B", sessions, "town_a1", a_has_read)),
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
+    racer_a = threading.Thread(target=racer, args=("A", session_factory(a_engine), "town_a1_b"))
+    racer_a.start()
+    if not a_has_read.wait(timeout=30):
+        pytest.fail("racer A never read the instance: the interleaving was not forced")
+    racer_b = threading.Thread(target=racer, args=("B", sessions, "town_a1"))
+    racer_b.start()
+    for t in (racer_a, racer_b):
         t.join(timeout=JOIN_TIMEOUT)
     a_engine.dispose()
-    assert not any(t.is_alive() for t in threads)
+    if racer_a.is_alive() or racer_b.is_alive():
+        pytest.fail("a racer hangs")
     assert counts(sessions, iid)["version"] == version + 1
     assert sorted(type(o).__name__ for o in outcomes.values()) == ["Conflict", "FireResult"], outcomes

@@ -40,8 +40,9 @@ def test_kill_at_every_statement_leaves_before_or_after(db_url, sessions, capsys
     before = snapshot(sessions, probe)
     assert before["instance"][0] == "township_review"
 
-    exit_code, (statements, version) = run_child(ctx, db_url, probe, reviewer, None)
+    exit_code, report = run_child(ctx, db_url, probe, reviewer, None)
     assert exit_code == 0
+    statements, version = report
     after = snapshot(sessions, probe)
     assert after["instance"][:3] == ("dept_review", "active", version)
     assert version == before["instance"][2] + 1
@@ -60,8 +61,8 @@ def test_kill_at_every_statement_leaves_before_or_after(db_url, sessions, capsys
         with sessions() as s:
             assert audit.verify(s, audit.instance_stream(iid)) == [], kill_at
         if expected is before:
-            exit_code, (sent, _) = run_child(ctx, db_url, iid, reviewer, None)
-            assert (exit_code, sent) == (0, statements), kill_at
+            exit_code, report = run_child(ctx, db_url, iid, reviewer, None)
+            assert (exit_code, report) == (0, (statements, version)), kill_at
             assert snapshot(sessions, iid) == after, kill_at
 
     assert shuangti(["--db", db_url, "audit", "verify"]) == 0
