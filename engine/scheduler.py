@@ -236,7 +236,7 @@ def _act_on_batch(
             if _act(s, runtime, ctx.row(s, row_id), now, ctx, guarded):
                 acted += 1
                 fired_timer |= kind == "timer"
-            if kind == "timer" and later and _due_now_before(s, instance_id, now, (due, row_id), later[-1]):
+            if kind == "timer" and later and later[-1][1] > due and _due_now_before(s, instance_id, now, (due, row_id), later[-1]):
                 _unclaim(s, (c[0] for c in later if c[0] in claimed))
                 cursor = (due, row_id)
                 break
@@ -246,7 +246,11 @@ def _act_on_batch(
 def _due_now_before(
     s: Session, instance_id: int, now: datetime, cursor: tuple[datetime, int], last: Candidate
 ) -> bool:
-    """Did the timer just fired start a clock already due, before the end of this page?"""
+    """Did the timer just fired start a clock already due, before the end of this page?
+
+    Only asked when the page ends later than the timer was due: the clocks it starts run from
+    its due time and have higher ids, so they cannot come before a page that ends at that time.
+    """
     return (
         s.scalar(
             select(DeadlineRow.id)
@@ -275,14 +279,10 @@ def _act(s: Session, runtime: Runtime, row: Any, now: datetime, ctx: _Batch, gua
             if unavailable(exc):
                 raise
             raise _RowFailed(row.id) from exc
-        if row.kind == "timer":
-            _forget_clocks(s)
         return True
     try:
         with s.begin_nested():
             ACTIONS[row.kind](s, runtime, row, now, ctx)
-        if row.kind == "timer":
-            _forget_clocks(s)
         return True
     except Exception as exc:
         if unavailable(exc):
@@ -312,16 +312,6 @@ ROW_COLUMNS = (
     DeadlineRow.escalate_to,
     DeadlineRow.days_before,
 )
-
-
-def _forget_clocks(s: Session) -> None:
-    """Drop the deadline objects a fire created from the session once flushed.
-
-    The runtime cancels clocks with an ORM UPDATE that is evaluated against every deadline
-    object in the identity map; left there, a batch of timers would cost quadratic time.
-    """
-    for obj in [o for o in s.identity_map.values() if isinstance(o, DeadlineRow)]:
-        s.expunge(obj)
 
 
 @dataclass
