@@ -59,13 +59,17 @@ ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- load:begin -->", "<!-- load:end -->"
 
 COUNTY = (demo.DEMO_COUNTY, "泸定县")
+AGRICULTURE = demo.dept_code(demo.DEMO_COUNTY, "agriculture")
+FINANCE = demo.dept_code(demo.DEMO_COUNTY, "finance")
 GROUPS = (
-    ("township", TOWNSHIP_REVIEWER, demo.DEMO_TOWNSHIP),
-    ("agriculture", COUNTY_DEPARTMENT_REVIEWER, demo.dept_code(demo.DEMO_COUNTY, "agriculture")),
-    ("approval_agriculture", COUNTY_APPROVER, demo.dept_code(demo.DEMO_COUNTY, "agriculture")),
-    ("approval_finance", COUNTY_APPROVER, demo.dept_code(demo.DEMO_COUNTY, "finance")),
+    ("township", TOWNSHIP_REVIEWER, (demo.DEMO_TOWNSHIP,)),
+    ("agriculture", COUNTY_DEPARTMENT_REVIEWER, (AGRICULTURE,)),
+    ("approval_agriculture", COUNTY_APPROVER, (AGRICULTURE,)),
+    ("approval_finance", COUNTY_APPROVER, (FINANCE,)),
+    ("approval_both", COUNTY_APPROVER, (AGRICULTURE, FINANCE)),
 )
-"""The approvers' steps: (name, role, org unit code); client i works for group i mod 4."""
+"""The approvers: (name, role, org unit codes); client i works for group i mod 5. An
+``approval_both`` user signs the 县级审定 会签 for both parties, as one person may in a small county."""
 USERS_PER_GROUP = 2
 FORMS = {"township_review": demo.TOWNSHIP_OK, "department_review": demo.ASSESSED, "county_approval": {}}
 """The approve form each step asks for."""
@@ -102,7 +106,7 @@ def seed(url: str, instances: int, now: datetime) -> list[dict[str, Any]]:
     with sessions.begin() as s:
         world = demo.build_world(s, now, counties=(COUNTY,))
         password_hash = world.users["applicant"].password_hash
-        for name, role, unit_code in GROUPS:
+        for name, role, unit_codes in GROUPS:
             for k in range(1, USERS_PER_GROUP + 1):
                 user = directory.add_user(
                     s,
@@ -111,7 +115,8 @@ def seed(url: str, instances: int, now: datetime) -> list[dict[str, Any]]:
                     password_hash=password_hash,
                     now=now,
                 )
-                directory.grant(s, user, role, world.units[unit_code], now=now)
+                for code in unit_codes:
+                    directory.grant(s, user, role, world.units[code], now=now)
                 token = directory.issue_api_token(s, user, now=now)
                 users.append({"group": name, "username": user.username, "token": token})
         ids = {u: world.users[u].id for u in ("applicant", "township", "dept_agriculture", "county_approver")}
@@ -291,7 +296,7 @@ class Client(threading.Thread):
     def run(self) -> None:
         self.login()
         rounds = 0
-        while time.monotonic() < self.end:
+        while rounds == 0 or time.monotonic() < self.end:
             rounds += 1
             if rounds % QUEUE_PAGE_EVERY == 1:
                 self.call("queue_page", self.browser, "GET", "/tasks/")
@@ -304,7 +309,7 @@ class Client(threading.Thread):
 
 
 def member(by_group: dict[str, list[dict[str, Any]]], i: int) -> dict[str, Any]:
-    """Client ``i``'s user: group i mod 4, and the next user of that group for each round of four."""
+    """Client ``i``'s user: group i mod 5, and the next user of that group for each round of five."""
     return by_group[GROUPS[i % len(GROUPS)][0]][(i // len(GROUPS)) % USERS_PER_GROUP]
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
 
 from engine import audit, directory
 from engine.errors import InvalidForm, NotFound
@@ -187,12 +188,9 @@ def instance(inst_id: int):
     return jsonify(instance_json(s, runtime, runtime.instance(s, inst_id, actor), actor, now))
 
 
-@bp.post("/instances/<int:inst_id>/fire")
-def fire(inst_id: int):
-    body, runtime = _body(), db.runtime()
-    expected = _int(body, "expected_version")
+def _fire(inst_id: int, body: dict[str, Any], runtime: Runtime, expected: int | None):
     with db.transaction() as s:
-        result = runtime.fire(
+        return runtime.fire(
             s,
             inst_id,
             str(body.get("trigger", "")),
@@ -203,6 +201,20 @@ def fire(inst_id: int):
             expected_version=expected,
             idempotency_key=body.get("idempotency_key"),
         )
+
+
+@bp.post("/instances/<int:inst_id>/fire")
+def fire(inst_id: int):
+    body, runtime = _body(), db.runtime()
+    expected = _int(body, "expected_version")
+    try:
+        result = _fire(inst_id, body, runtime, expected)
+    except IntegrityError:
+        if body.get("idempotency_key") is None:
+            raise
+        # A request with the same key (a double click) committed while this one waited for the
+        # instance; once more in a fresh transaction answers that request's event as a replay.
+        result = _fire(inst_id, body, runtime, expected)
     return jsonify(
         {
             "instance_id": result.instance_id,
