@@ -109,7 +109,10 @@ def _seed(url: str, n: int) -> dict[str, int]:
                     )
                 s.execute(
                     insert(AuditStream.__table__),
-                    [{"key": audit.instance_stream(iid), "length": 0, "head_hash": audit.GENESIS} for iid in ids],
+                    [
+                        {"key": audit.instance_stream(iid), "length": 0, "head_hash": audit.GENESIS}
+                        for iid in ids
+                    ],
                 )
                 s.execute(
                     insert(DeadlineRow.__table__),
@@ -223,9 +226,8 @@ def exactly_once(url: str, n: int) -> dict[str, Any]:
                             {"at": SCAN_AT})
         per_instance = conn.execute(
             text(
-                "SELECT instance_id, count(*) FROM audit_event "
-                "WHERE action IN ('remind', 'overdue') OR (action = 'transition' AND trigger = 'notice_ended') "
-                "GROUP BY instance_id"
+                "SELECT instance_id, count(*) FROM audit_event WHERE action IN ('remind', 'overdue') "
+                "OR (action = 'transition' AND trigger = 'notice_ended') GROUP BY instance_id"
             )
         ).all()
         supervise = conn.scalar(text("SELECT count(*) FROM task WHERE kind = 'supervise'"))
@@ -256,10 +258,12 @@ def run(backends: tuple[str, ...], n: int) -> dict[str, Any]:
             runs = (1, 2) if backend == "postgresql" else (1,)
             for processes in runs:
                 engine_run = _measure(backend, url, n, processes, counts)
-                engine_run["engine_vs_raw"] = float(f"{engine_run['rows_per_s'] / out['raw']['rows_per_s']:.3g}")
+                to_raw = engine_run["rows_per_s"] / out["raw"]["rows_per_s"]
+                engine_run["engine_vs_raw"] = float(f"{to_raw:.3g}")
                 out[f"processes_{processes}"] = engine_run
             if backend == "postgresql":
-                out["speedup_2_vs_1"] = ratio(out["processes_2"]["rows_per_s"], out["processes_1"]["rows_per_s"])
+                two, one = out["processes_2"]["rows_per_s"], out["processes_1"]["rows_per_s"]
+                out["speedup_2_vs_1"] = ratio(two, one)
             result[backend] = out
     return result
 
@@ -281,12 +285,13 @@ def markdown(result: dict[str, Any]) -> str:
             "",
             f"The issue asks for {ISSUE_N:,}; the last column is what that would take at these rates. The",
             "full run's N is the largest whose runs together fit this section's 2.5-minute budget on the",
-            "shared 2-core machine (`--quick`: 300). The ratios do not depend on N (a scan is linear in its rows).",
+            "shared 2-core machine (`--quick`: 300). The ratios do not depend on N (a scan is linear in",
+            "its rows).",
         ]
     lines += [
         "",
-        "| run | acted (per process) | seconds | engine rows/s | raw UPDATE rows/s | engine / raw | exactly once "
-        f"| {ISSUE_N:,} rows would take |",
+        "| run | acted (per process) | seconds | engine rows/s | raw UPDATE rows/s | engine / raw "
+        f"| exactly once | {ISSUE_N:,} rows would take |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for backend, label, r in _runs(result):

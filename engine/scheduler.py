@@ -59,6 +59,13 @@ SUPERVISE = "supervise"
 JOB_ID = "run_due"
 
 Candidate = tuple[int, datetime, str, int, int]
+CANDIDATE_COLUMNS = (
+    DeadlineRow.id,
+    DeadlineRow.due_at,
+    DeadlineRow.kind,
+    DeadlineRow.instance_id,
+    DeadlineRow.attempts,
+)
 
 
 class _RowFailed(Exception):
@@ -123,7 +130,7 @@ def _candidates(
     sessions: sessionmaker[Session], now: datetime, cursor: tuple[datetime, int] | None, batch: int
 ) -> list[Candidate]:
     query = (
-        select(DeadlineRow.id, DeadlineRow.due_at, DeadlineRow.kind, DeadlineRow.instance_id, DeadlineRow.attempts)
+        select(*CANDIDATE_COLUMNS)
         .join(Instance, Instance.id == DeadlineRow.instance_id)
         .where(DeadlineRow.status == PENDING, DeadlineRow.due_at <= now, Instance.status == ACTIVE)
         .order_by(DeadlineRow.due_at, DeadlineRow.id)
@@ -233,10 +240,10 @@ def _act_on_batch(
                 _unclaim(s, siblings)
                 claimed -= set(siblings)
                 ctx.released |= set(siblings)
-            if _act(s, runtime, ctx.row(s, row_id), now, ctx, guarded):
+            if _act(s, runtime, ctx.rows[row_id], now, ctx, guarded):
                 acted += 1
                 fired_timer |= kind == "timer"
-            if kind == "timer" and later and later[-1][1] > due and _due_now_before(s, instance_id, now, (due, row_id), later[-1]):
+            if kind == "timer" and _due_now_before(s, instance_id, now, (due, row_id), later):
                 _unclaim(s, (c[0] for c in later if c[0] in claimed))
                 cursor = (due, row_id)
                 break
@@ -244,13 +251,15 @@ def _act_on_batch(
 
 
 def _due_now_before(
-    s: Session, instance_id: int, now: datetime, cursor: tuple[datetime, int], last: Candidate
+    s: Session, instance_id: int, now: datetime, cursor: tuple[datetime, int], later: list[Candidate]
 ) -> bool:
     """Did the timer just fired start a clock already due, before the end of this page?
 
     Only asked when the page ends later than the timer was due: the clocks it starts run from
     its due time and have higher ids, so they cannot come before a page that ends at that time.
     """
+    if not later or later[-1][1] <= cursor[0]:
+        return False
     return (
         s.scalar(
             select(DeadlineRow.id)
@@ -259,7 +268,7 @@ def _due_now_before(
                 DeadlineRow.status == PENDING,
                 DeadlineRow.due_at <= now,
                 _after(cursor),
-                _before((last[1], last[0])),
+                _before((later[-1][1], later[-1][0])),
             )
             .limit(1)
         )
@@ -302,7 +311,7 @@ def _act(s: Session, runtime: Runtime, row: Any, now: datetime, ctx: _Batch, gua
         return False
 
 
-ROW_COLUMNS = (
+ROW_COLUMNS = (  # read as plain rows, not ORM objects: the session's identity map stays small
     DeadlineRow.id,
     DeadlineRow.instance_id,
     DeadlineRow.state,
@@ -350,14 +359,9 @@ class _Batch:
             held += s.scalars(select(OrgUnit).where(OrgUnit.id.in_(units)))
         return cls(rows, open_tasks, held)
 
-    def row(self, s: Session, row_id: int) -> Any:
-        """The row's columns, as a plain row: no ORM object, so the session's identity map stays small."""
-        found = self.rows.get(row_id)
-        return found if found is not None else s.execute(select(*ROW_COLUMNS).where(DeadlineRow.id == row_id)).one()
-
     def step_tasks(self, s: Session, row: Any) -> list[Task]:
         """The step's open tasks: from the bulk load, unless an earlier row of the batch changed them."""
-        if row.instance_id not in self.touched and row.id in self.rows:
+        if row.instance_id not in self.touched:
             return self.open_tasks.get((row.instance_id, row.state), [])
         return list(
             s.scalars(

@@ -192,8 +192,11 @@ def test_sqlite_locked_by_another_connection_backs_off_and_catches_up_once(sqlit
         holder.execute("BEGIN EXCLUSIVE")
         holder.execute("UPDATE calendar_year SET source = source")
 
+    def unlock() -> None:
+        holder.execute("COMMIT")
+
     try:
-        outage(session_factory(scheduler_engine), sessions, iids, lock, lambda: holder.execute("COMMIT"), caplog)
+        outage(session_factory(scheduler_engine), sessions, iids, lock, unlock, caplog)
     finally:
         holder.close()
         scheduler_engine.dispose()
