@@ -43,7 +43,7 @@ from tests.conftest import T0
 from tests.engine.sample import build_world
 
 TITLE = "Scheduler: deadlines falling due at once (`bench/schedule.py`)"
-SIZES = {"full": {"n": 6_000}, "quick": {"n": 300}}
+SIZES = {"full": {"n": 5_000}, "quick": {"n": 300}}
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("remind", "breach", "timer")
 DUE = T0 + timedelta(days=10)
