@@ -171,19 +171,26 @@ class Server:
             )
 
     def __enter__(self) -> Server:
-        deadline = time.monotonic() + 90
+        try:
+            self._wait()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _wait(self) -> None:
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 tail = self.log.read_text()[-2000:]
                 raise RuntimeError(f"gunicorn exited ({self.proc.returncode}): {tail}")
             try:
-                if requests.get(f"{self.base}/login", timeout=5).status_code == 200:
-                    return self
-            except requests.ConnectionError:
+                if requests.get(f"{self.base}/login", timeout=30).status_code == 200:
+                    return
+            except requests.RequestException:
                 pass
             time.sleep(0.3)
-        self.__exit__()
-        raise RuntimeError(f"gunicorn did not answer within 90 s: {self.log.read_text()[-2000:]}")
+        raise RuntimeError(f"gunicorn did not answer within 120 s: {self.log.read_text()[-2000:]}")
 
     def __exit__(self, *exc) -> None:
         if self.proc.poll() is None:
