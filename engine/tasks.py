@@ -309,7 +309,8 @@ def task_queue(
     One statement (:func:`_statements`) reads each membership's index ranges in page order,
     each stopping after the rows the page needs, merges them, and returns only the page's
     rows with the columns the list shows and the count. It is built once per shape and
-    reused, so a call costs little Python beyond the page's rows.
+    reused, and runs on the session's connection (no ORM entities are loaded), so a call
+    costs little Python beyond the page's rows.
     """
     reach = _reach(actor)
     page = max(1, page)
@@ -331,8 +332,9 @@ def task_queue(
         params.update({f"role{i}": role, f"path{i}": path, f"end{i}": path_end(path)})
     shape = tuple(k for k in _FILTERS if given[k])
     listing, counting = _statements(is_postgres(session), len(reach), shape)
-    rows = session.execute(listing, {**params, "offset": offset, "per_page": per_page}).all()
-    total, widest = (rows[0].total, rows[0].widest) if rows else session.execute(counting, params).one()
+    conn = session.connection()
+    rows = conn.execute(listing, {**params, "offset": offset, "per_page": per_page}).all()
+    total, widest = (rows[0].total, rows[0].widest) if rows else conn.execute(counting, params).one()
     items = [
         QueueItem(*r[:13], Assignee(r.assignee_id, r.username, r.display_name) if r.username else None)
         for r in rows
