@@ -52,7 +52,7 @@ from workflows.roles import COUNTY_APPROVER, COUNTY_DEPARTMENT_REVIEWER, TOWNSHI
 
 TITLE = "Web under load (并发负载)"
 SIZES = {
-    "full": {"seconds": 45, "workers": 3, "clients": 8, "instances": 500},
+    "full": {"seconds": 45, "workers": 3, "clients": 8, "instances": 450},
     "quick": {"seconds": 4, "workers": 2, "clients": 6, "instances": 24},
 }
 ROOT = Path(__file__).resolve().parent.parent
