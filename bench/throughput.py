@@ -47,7 +47,7 @@ from engine.store.models import AuditEvent, DeadlineRow, Instance, Notification,
 
 TITLE = "Transition throughput vs the database limit"
 SIZES = {
-    "full": {"prefills": (100_000, 1_000_000), "steps": 800, "pg_prefill": 100_000, "pg_steps": 480,
+    "full": {"prefills": (100_000, 1_000_000), "steps": 1200, "pg_prefill": 100_000, "pg_steps": 800,
              "workers": (1, 2, 4), "rounds": 4},
     "quick": {"prefills": (300, 600), "steps": 16, "pg_prefill": 300, "pg_steps": 16,
               "workers": (1, 2), "rounds": 2},
@@ -88,6 +88,7 @@ REVIEW = Workflow(
     ),
     trigger_labels={"submit": "提交", "approve": "通过", "reject": "不予批准"},
 )
+SYNCHRONOUS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 COUNTIES, TOWNSHIPS, VILLAGES = 4, 5, 5
 """Counties, townships per county, villages per township."""
 
@@ -621,7 +622,8 @@ def run(backends: Iterable[str], prefills: tuple[int, ...], steps: int, pg_prefi
             if backend == "sqlite":
                 probe = make_engine(url)
                 with probe.connect() as c:
-                    settings = {p: c.exec_driver_sql(f"PRAGMA {p}").scalar() for p in ("journal_mode", "synchronous")}
+                    settings = {"journal_mode": c.exec_driver_sql("PRAGMA journal_mode").scalar(),
+                                "synchronous": SYNCHRONOUS[c.exec_driver_sql("PRAGMA synchronous").scalar()]}
                 probe.dispose()
                 plan = [(size, size - previous, 1) for size, previous in zip(prefills, (0, *prefills), strict=False)]
             else:
