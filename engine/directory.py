@@ -257,6 +257,16 @@ def end_substitute(session: Session, row: Substitute, *, now: datetime, by: str 
     )
 
 
+def end_sessions(session: Session, user: User, *, now: datetime) -> None:
+    """Log out everywhere (退出登录): every session issued to ``user`` so far stops working.
+
+    Sessions are signed cookies held by the browser; the epoch they carry is what the
+    server can take back, so a cookie copied before logout is refused after it.
+    """
+    user.session_epoch += 1
+    audit.append(session, STREAM, at=now, action="logout", actor_name=user.username, actor_id=user.id)
+
+
 LOCALES = ("zh", "en")
 
 

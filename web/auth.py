@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import LoginManager, UserMixin, login_required, login_user, logout_user
+from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 
 from engine import directory
@@ -30,9 +30,11 @@ class WebUser(UserMixin):
     id: int
     username: str
     display_name: str
+    session_epoch: int
 
     def get_id(self) -> str:
-        return str(self.id)
+        """The session's user id with the epoch it was issued in (``"7.2"``); see ``User.session_epoch``."""
+        return f"{self.id}.{self.session_epoch}"
 
 
 def init_app(app) -> None:
@@ -44,12 +46,16 @@ def init_app(app) -> None:
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> WebUser | None:
+def load_user(session_id: str) -> WebUser | None:
+    """The user of a session, unless they were deactivated or logged out since it was issued."""
+    user_id, _, epoch = session_id.partition(".")
+    if not (user_id.isdigit() and epoch.isdigit()):
+        return None
     with db.sessions()() as s:
-        user = s.get(User, int(user_id)) if user_id.isdigit() else None
-        if user is None or not user.active:
+        user = s.get(User, int(user_id))
+        if user is None or not user.active or user.session_epoch != int(epoch):
             return None
-        return WebUser(user.id, user.username, user.display_name)
+        return WebUser(user.id, user.username, user.display_name, user.session_epoch)
 
 
 def _safe_next(target: str | None) -> str:
@@ -75,7 +81,9 @@ def login():
             lock_minutes=current_app.config["LOCKOUT_MINUTES"],
         )
         if result.user is not None:
-            web_user = WebUser(result.user.id, result.user.username, result.user.display_name)
+            web_user = WebUser(
+                result.user.id, result.user.username, result.user.display_name, result.user.session_epoch
+            )
             locale = result.user.locale
         elif result.locked:
             error, status = _("账户已锁定，请15分钟后再试"), 423
@@ -83,15 +91,19 @@ def login():
             error = _("用户名或密码错误")
     if web_user is None:
         return render_template("login.html", username=username, error=error), status
+    language = locale or session.get("lang")
+    session.clear()  # nothing planted in the session before login survives it (session fixation, CSRF secret)
     login_user(web_user)
-    if locale:
-        session["lang"] = locale
+    if language:
+        session["lang"] = language
     return redirect(_safe_next(request.args.get("next")))
 
 
 @bp.post("/logout")
 @login_required
 def logout():
+    with db.transaction() as s:
+        directory.end_sessions(s, s.get(User, current_user.id), now=db.now())
     logout_user()
     flash(_("已退出登录"))
     return redirect(url_for("auth.login"))

@@ -72,7 +72,7 @@ def now() -> datetime:
 
 def user_id() -> int:
     """The requesting user: the API token's holder, else the logged-in session's user."""
-    return g.get("api_user_id") or int(current_user.get_id())
+    return g.get("api_user_id") or current_user.id
 
 
 def actor(s: Session | None = None) -> Actor:

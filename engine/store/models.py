@@ -92,6 +92,8 @@ class User(Base):
     locked_until: Mapped[datetime | None]
     api_token_hash: Mapped[str | None] = mapped_column(String(128), unique=True)
     locale: Mapped[str] = mapped_column(String(8), default="zh")
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Raised at logout (会话失效): a session cookie carries the epoch it was issued in, and an older one is refused."""
     memberships: Mapped[list[RoleMembership]] = relationship(
         back_populates="user", cascade="all, delete-orphan", foreign_keys="RoleMembership.user_id"
     )

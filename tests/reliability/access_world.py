@@ -29,11 +29,11 @@ from engine.store.models import (
     User,
 )
 from tests.conftest import BACKENDS, T0, _fresh_url
+from tests.web.conftest import Browser
 from tests.workflows.conftest import TEST_COUNTIES
 from web import create_app
 from workflows import demo
 
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 PASSWORD = demo.PASSWORD
 ROLES = {
     "anonymous": None,
@@ -87,30 +87,9 @@ class World:
     cache: dict[str, object] = field(default_factory=dict)
 
 
-class Browser:
-    """A test client that sends the CSRF token a real form would carry."""
-
-    def __init__(self, client):
-        self.client = client
-        self._token: str | None = None
-
-    def token(self) -> str:
-        if self._token is None:
-            self._token = CSRF.search(self.client.get("/login").get_data(as_text=True)).group(1)
-        return self._token
-
-    def login(self, username: str, password: str = PASSWORD):
-        return self.client.post(
-            "/login", data={"username": username, "password": password, "csrf_token": self.token()}
-        )
-
-    def post(self, path: str, data=None, **kw):
-        return self.client.post(path, data={**(data or {}), "csrf_token": self.token()}, **kw)
-
-
 def browser(world: World, role: str | None) -> Browser:
     """A client logged in as the user playing ``role`` (``"anonymous"`` or None: not logged in)."""
-    b = Browser(world.app.test_client())
+    b = Browser(world.app.test_client(), password=PASSWORD)
     if ROLES.get(role) is not None:
         assert b.login(ROLES[role]).status_code == 302, role
     return b
@@ -143,7 +122,7 @@ def _seed(s: Session) -> tuple[demo.World, dict[str, int]]:
 
 
 def _submit_with_attachment(app, inst_id: int, starter: str, title: str) -> None:
-    b = Browser(app.test_client())
+    b = Browser(app.test_client(), password=PASSWORD)
     assert b.login(starter).status_code == 302
     page = b.client.get(f"/instances/{inst_id}").get_data(as_text=True)
     version = re.search(r'name="expected_version" value="(\d+)"', page).group(1)

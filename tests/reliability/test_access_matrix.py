@@ -318,8 +318,12 @@ class Caller:
                 return client.get(path, headers=headers)
             body = {k: int(v) if v.isdigit() else v for k, v in data.items()}
             return client.post(path, json=body or None, headers=headers)
-        b = browser(self.world, case.role) if rule.fresh else self.browsers[case.role]
-        return b.client.get(path) if rule.method == "GET" else b.post(path, data)
+        if not rule.fresh:
+            b = self.browsers[case.role]
+            return b.client.get(path) if rule.method == "GET" else b.post(path, data)
+        response = browser(self.world, case.role).post(path, data)
+        self.browsers[case.role] = browser(self.world, case.role)  # logout ended the role's other sessions
+        return response
 
 
 def status_ok(case: Case, response) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 
-import pytest
 from sqlalchemy import JSON, String, Text, select
 
 from engine import directory
@@ -160,11 +159,6 @@ def test_a_pre_login_session_cookie_is_not_the_logged_in_session(world):
     assert replay.get("/tasks/").status_code == 200, "the control: the logged-in cookie itself works"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="login keeps the CSRF secret of the pre-login session (fix: session.clear() in web.auth.login, "
-    "which needs tests/web/conftest.py Browser to fetch a fresh token after login)",
-)
 def test_a_csrf_token_from_before_login_is_refused_after_login(world):
     """Whoever planted the pre-login cookie knows its CSRF token; after login it must no longer be accepted."""
     b = browser(world, "anonymous")
@@ -172,6 +166,25 @@ def test_a_csrf_token_from_before_login_is_refused_after_login(world):
     assert b.login(ROLES["township"]).status_code == 302
     r = b.client.post("/lang", data={"lang": "zh", "csrf_token": planted})
     assert r.status_code == 400
+
+
+def test_a_session_cookie_copied_before_logout_is_refused_after_it(world):
+    """Logout ends every session of the user: a cookie copied from another browser stops working."""
+    with world.sessions.begin() as s:
+        directory.add_user(s, username="logout_probe", display_name="退出探针", password=PASSWORD_NEW, now=T0)
+    b = browser(world, "anonymous")
+    assert b.login("logout_probe", PASSWORD_NEW).status_code == 302
+    copied = world.app.test_client()
+    copied.set_cookie("session", session_cookie(b.client))
+    assert copied.get("/tasks/").status_code == 200, "the control: a copied cookie works while logged in"
+
+    assert b.post("/logout").status_code == 302
+
+    r = copied.get("/tasks/")
+    assert (r.status_code, r.location.split("?")[0]) == (302, "/login")
+    again = browser(world, "anonymous")
+    assert again.login("logout_probe", PASSWORD_NEW).status_code == 302
+    assert again.client.get("/tasks/").status_code == 200, "a new login gets a working session"
 
 
 PASSWORD_NEW = "Fresh-Pass-7361-xyz"

@@ -69,8 +69,9 @@ def runtime(app):
 class Browser:
     """A test client that logs in as a sample user and sends the CSRF token with each form."""
 
-    def __init__(self, client):
+    def __init__(self, client, password: str = PASSWORD):
         self.client = client
+        self.password = password
         self._token = None
 
     def token(self) -> str:
@@ -78,10 +79,13 @@ class Browser:
             self._token = CSRF.search(self.client.get("/login").get_data(as_text=True)).group(1)
         return self._token
 
-    def login(self, username: str, password: str = PASSWORD):
-        return self.client.post(
-            "/login", data={"username": username, "password": password, "csrf_token": self.token()}
+    def login(self, username: str, password: str | None = None):
+        response = self.client.post(
+            "/login",
+            data={"username": username, "password": password or self.password, "csrf_token": self.token()},
         )
+        self._token = None  # login starts a new session with a new CSRF secret
+        return response
 
     def get(self, path: str, **kw):
         return self.client.get(path, **kw)
