@@ -28,7 +28,6 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import login_required
-from openpyxl import Workbook
 from sqlalchemy import func, select
 
 from engine import audit
@@ -39,6 +38,7 @@ from engine.runtime import Runtime
 from engine.store.models import AuditEvent, Instance, OrgUnit
 from web import db, diagrams
 from web.views import shanghai, status_of
+from workflows.reports import xlsx
 
 bp = Blueprint("instances", __name__)
 PER_PAGE = 20
@@ -383,6 +383,11 @@ def attachment(inst_id: int, sha256: str):
     abort(404)
 
 
+def _csv_text(value: str) -> str:
+    """A CSV cell that a spreadsheet opens as text, never as a formula (CSV injection: a leading ``'``)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 def _trail_for_export(inst_id: int) -> tuple[Instance, list[TrailRow]]:
     s, runtime = db.session(), db.runtime()
     inst = runtime.instance(s, inst_id, db.actor(s))
@@ -396,7 +401,7 @@ def audit_csv(inst_id: int):
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(TrailRow.HEADERS)
-    writer.writerows(r.cells() for r in rows)
+    writer.writerows([_csv_text(c) for c in r.cells()] for r in rows)
     return Response(
         "\ufeff" + out.getvalue(),
         mimetype="text/csv; charset=utf-8",
@@ -408,16 +413,10 @@ def audit_csv(inst_id: int):
 @login_required
 def audit_xlsx(inst_id: int):
     inst, rows = _trail_for_export(inst_id)
-    book = Workbook()
-    sheet = book.active
-    sheet.title = f"审计记录 {inst.id}"
-    sheet.append(TrailRow.HEADERS)
-    for r in rows:
-        sheet.append(r.cells())
-    out = io.BytesIO()
-    book.save(out)
+    book = xlsx.new_book()
+    xlsx.add_sheet(book, f"审计记录 {inst.id}", TrailRow.HEADERS, (r.cells() for r in rows))
     return Response(
-        out.getvalue(),
+        xlsx.to_bytes(book),
         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         headers={"Content-Disposition": f"attachment; filename=audit-{inst.id}.xlsx"},
     )

@@ -8,9 +8,12 @@ and after; then markup and scripts that are valid text, stored verbatim and esca
 
 from __future__ import annotations
 
+import csv
+import io
 import unicodedata
 from decimal import localcontext
 
+import openpyxl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -367,6 +370,30 @@ def test_markup_is_stored_as_given_and_escaped_on_every_page(browser, world, ses
     instance_page = pages[0].get_data(as_text=True)
     assert "&#34;&gt;&lt;img src=x onerror=alert(document.cookie)&gt;" in instance_page
     assert "&#39;; DROP TABLE task; --" in instance_page
+
+
+FORMULA = '=HYPERLINK("http://127.0.0.1/x","点此")'
+
+
+def test_a_formula_in_a_comment_is_exported_as_text(browser, world, sessions):
+    """A comment that looks like a formula stays text in the audit trail's .xlsx and .csv (formula injection)."""
+    applicant = browser("applicant_a1")
+    r = applicant.post("/start/grant", data={**grant_form("50"), "org_unit_id": world.units["A1v"].id})
+    assert r.status_code == 302
+    with sessions() as s:
+        inst = s.scalars(select(Instance)).one()
+    r = applicant.post(
+        f"/instances/{inst.id}/fire",
+        data={"trigger": "submit", "comment": FORMULA, "expected_version": inst.version_id},
+    )
+    assert r.status_code == 302
+
+    book = openpyxl.load_workbook(io.BytesIO(applicant.get(f"/instances/{inst.id}/audit.xlsx").get_data()))
+    cells = [c for row in book.active.iter_rows() for c in row if c.value == FORMULA]
+    assert cells and all(c.data_type == "s" for c in cells)
+    rows = list(csv.reader(io.StringIO(applicant.get(f"/instances/{inst.id}/audit.csv").get_data(as_text=True))))
+    assert any("'" + FORMULA in row for row in rows)
+    assert not any(cell.startswith("=") for row in rows for cell in row)
 
 
 RUNTIME_FIX = (

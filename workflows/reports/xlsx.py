@@ -37,7 +37,11 @@ def _width(value: Any) -> int:
 
 
 def add_sheet(book: Workbook, title: str, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> Worksheet:
-    """A sheet with a frozen header row, Decimal amounts formatted, columns sized to their text."""
+    """A sheet with a frozen header row, Decimal amounts formatted, columns sized to their text.
+
+    Text is always text: a value a user typed as ``=HYPERLINK(…)`` is written as a string,
+    never as a formula that Excel would run when the export is opened (formula injection).
+    """
     sheet = book.create_sheet(title)
     sheet.append(list(headers))
     widths = [_width(h) for h in headers]
@@ -45,9 +49,11 @@ def add_sheet(book: Workbook, title: str, headers: Sequence[str], rows: Iterable
         sheet.append(list(row))
         for i, value in enumerate(row):
             widths[i] = max(widths[i], _width(value))
+            cell = sheet.cell(row=sheet.max_row, column=i + 1)
             if isinstance(value, Decimal):
-                cell = sheet.cell(row=sheet.max_row, column=i + 1)
                 cell.number_format = WHOLE_FORMAT if value == value.to_integral_value() else AMOUNT_FORMAT
+            elif cell.data_type == "f":
+                cell.data_type = "s"
     sheet.freeze_panes = "A2"
     for i, w in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(i)].width = min(max(w + 2, MIN_WIDTH), MAX_WIDTH)
