@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import audit, notify, tasks
+from engine import audit, forms, notify, tasks
 from engine.deadlines import remaining, resumed_due
 from engine.errors import Forbidden, InvalidForm, NotFound, NotPossible
 from engine.scope import Actor, Membership, load_actor
@@ -28,9 +28,10 @@ if TYPE_CHECKING:
 
 
 def _require_comment(comment: str | None, what: str) -> str:
-    if not (comment or "").strip():
+    text = forms.clean_comment(comment)
+    if text is None:
         raise InvalidForm({"comment": f"{what}须填写理由 (a reason is required)"})
-    return comment.strip()
+    return text
 
 
 class ApprovalActions:
@@ -103,7 +104,7 @@ class ApprovalActions:
             instance_id=inst.id,
             from_state=from_state or inst.state,
             to_state=inst.state,
-            comment=comment,
+            comment=forms.clean_comment(comment),
             detail=detail or {},
             role=membership.role if membership else None,
             org_unit_id=membership.org_unit_id if membership else None,

@@ -101,6 +101,34 @@ def clean_text(raw: Any, max_length: int) -> str:
     return text
 
 
+COMMENT_MAX = 2000
+"""The longest approver's comment (意见) stored, in characters."""
+IDEMPOTENCY_KEY_MAX = 128
+"""The width of the idempotency key columns."""
+
+
+def clean_comment(raw: Any) -> str | None:
+    """An approver's comment (意见) as stored: the text rules of a field, at most ``COMMENT_MAX``; None if blank."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise InvalidForm({"comment": "意见须为文字 (a comment must be text)"})
+    try:
+        return clean_text(raw, COMMENT_MAX) or None
+    except ValueError as exc:
+        raise InvalidForm({"comment": f"意见{exc}"}) from None
+
+
+def check_idempotency_key(key: Any) -> None:
+    """A client's idempotency key must be 1–128 printable characters (it is stored and compared as given)."""
+    if key is not None and not (
+        isinstance(key, str) and 0 < len(key) <= IDEMPOTENCY_KEY_MAX and key.isprintable()
+    ):
+        raise InvalidForm(
+            {"idempotency_key": f"须为1至{IDEMPOTENCY_KEY_MAX}个可打印字符 (1 to {IDEMPOTENCY_KEY_MAX} printable characters)"}
+        )
+
+
 def _whole(raw: Any) -> int:
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw

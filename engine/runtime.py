@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from engine import audit, forms, tasks
@@ -42,6 +42,11 @@ _INSTANCE = (
     .execution_options(populate_existing=True)
 )
 _INSTANCE_LOCKED = _INSTANCE.with_for_update(of=Instance)
+_TAKE_WRITE_LOCK = (
+    update(Instance.__table__)
+    .where(Instance.__table__.c.id == bindparam("instance_id"))
+    .values(version_id=Instance.__table__.c.version_id)
+)
 _OPEN_TASKS = (
     select(Task).where(Task.instance_id == bindparam("instance_id"), Task.status == tasks.OPEN).order_by(Task.id)
 )
@@ -138,8 +143,17 @@ class Runtime(ApprovalActions, OptionQueries):
     # ---- reading ------------------------------------------------------------------------
 
     def instance(self, session: Session, instance_id: int, actor: Actor, *, lock: bool = False) -> Instance:
-        """The instance, if it exists and lies in ``actor``'s scope; otherwise NotFound."""
-        query = _INSTANCE_LOCKED if lock and is_postgres(session) else _INSTANCE
+        """The instance, if it exists and lies in ``actor``'s scope; otherwise NotFound.
+
+        ``lock``: hold the instance until the transaction ends — ``FOR UPDATE`` on PostgreSQL;
+        on SQLite a no-op UPDATE takes the database's write lock first, so every read that
+        follows sees the latest commit and a stale racer gets a Conflict, not a refusal
+        computed from a mix of old and new rows.
+        """
+        postgres = is_postgres(session)
+        if lock and not postgres:
+            session.execute(_TAKE_WRITE_LOCK, {"instance_id": instance_id})
+        query = _INSTANCE_LOCKED if lock and postgres else _INSTANCE
         inst = session.scalars(query, {"instance_id": instance_id}).one_or_none()
         if inst is None or not actor.sees(inst.org_path):
             raise NotFound(f"事项不存在 (instance {instance_id} not found)")
@@ -207,6 +221,7 @@ class Runtime(ApprovalActions, OptionQueries):
         version: int | None = None,
     ) -> Instance:
         """Start the latest (or given) version of ``key`` at an org unit, from a start form."""
+        forms.check_idempotency_key(idempotency_key)
         if idempotency_key is not None:
             existing = session.scalars(
                 select(Instance).where(Instance.idempotency_key == idempotency_key)
@@ -301,11 +316,17 @@ class Runtime(ApprovalActions, OptionQueries):
 
         ``dest`` names the chosen destination of a ``choice`` trigger (驳回到指定节点).
         """
+        forms.check_idempotency_key(idempotency_key)
+        comment = forms.clean_comment(comment)
         if idempotency_key is not None:
             replay = self._replay(session, idempotency_key, instance_id, trigger)
             if replay is not None:
                 return replay
         inst = self.instance(session, instance_id, actor, lock=True)
+        if idempotency_key is not None:
+            replay = self._replay(session, idempotency_key, instance_id, trigger)
+            if replay is not None:  # the same request committed while this one waited for the lock
+                return replay
         if expected_version is not None and inst.version_id != expected_version:
             raise Conflict(
                 f"事项已被他人修改，请刷新后重试 (instance {inst.id} is at version {inst.version_id}, "
@@ -323,7 +344,7 @@ class Runtime(ApprovalActions, OptionQueries):
         state = wf.state(inst.state)
         authority = self._authorise(session, inst, state, branches[0], actor)
         values = forms.parse({f.name: f for b in branches for f in b.fields}.values(), form)
-        if any(b.needs_comment for b in branches) and not (comment or "").strip():
+        if any(b.needs_comment for b in branches) and comment is None:
             raise InvalidForm({"comment": "须填写理由 (a reason is required)"})
         if branches[0].choice and dest not in {b.dest for b in branches}:
             choices = ", ".join(wf.state(b.dest).label for b in branches)

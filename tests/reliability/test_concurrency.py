@@ -35,9 +35,6 @@ WORKERS = 4
 OWN_PER_WORKER = 6
 SHARED = 4
 JOIN_TIMEOUT = 120
-SQLITE_STALE_READ = {"Forbidden"}
-"""How a SQLite racer is refused when it read the old instance but the winner's tasks (engine bug,
-pinned by ``test_reader_of_the_old_version_is_told_conflict``); PostgreSQL never shows it."""
 
 
 def run_all(mode: str, target, argsets: list[tuple]) -> list:
@@ -78,8 +75,7 @@ def test_same_transition_at_once_exactly_one_wins(db_url, sessions, mode):
     )
     kinds = [kind for kind, _ in outcomes]
     assert kinds.count("ok") == 1, outcomes
-    refusals = {"Conflict"} | (SQLITE_STALE_READ if db_url.startswith("sqlite") else set())
-    assert set(kinds) - {"ok"} <= refusals, outcomes
+    assert set(kinds) - {"ok"} == {"Conflict"}, outcomes
     assert ("ok", before["version"] + 1) in outcomes
     assert counts(sessions, iid) == {
         "state": "dept_review",
@@ -100,10 +96,10 @@ def test_same_transition_at_once_exactly_one_wins(db_url, sessions, mode):
 
 
 def test_racers_without_expected_version_lose_to_the_new_state(db_url, sessions):
-    """Without ``expected_version`` the losers are refused as stale (Conflict) or as 'not possible now'.
+    """Without ``expected_version`` the losers wait for the instance's lock, then see the new state.
 
-    PostgreSQL locks the row, so a loser waits and then sees the new state (NotPossible); SQLite
-    reads before its write lock, so a loser that read the old state fails on ``version_id``.
+    ``FOR UPDATE`` on PostgreSQL, the database's write lock taken before reading on SQLite:
+    either way every loser is refused as 'not possible now' (NotPossible).
     """
     world = seed(db_url, 1, steps=())
     iid = world.instances[0]
@@ -113,10 +109,7 @@ def test_racers_without_expected_version_lose_to_the_new_state(db_url, sessions)
     )
     kinds = [kind for kind, _ in outcomes]
     assert kinds.count("ok") == 1, outcomes
-    allowed = {"NotPossible"}
-    if db_url.startswith("sqlite"):
-        allowed |= {"Conflict"} | SQLITE_STALE_READ
-    assert set(kinds) - {"ok"} <= allowed, outcomes
+    assert set(kinds) - {"ok"} == {"NotPossible"}, outcomes
     after = counts(sessions, iid)
     assert (after["state"], after["version"], after["events"]) == (
         "notice",
@@ -174,23 +167,13 @@ def test_many_instances_in_parallel_no_deadlock_no_lost_update(db_url, sessions)
     assert_chains_whole(sessions)
 
 
-def test_reader_of_the_old_version_is_told_conflict(request, db_url, sessions):
+def test_reader_of_the_old_version_is_told_conflict(db_url, sessions):
     """A racer that has read the instance when the other racer fires: one wins, the other gets Conflict.
 
     The interleaving is forced: racer A stops right after reading the instance, racer B fires
     meanwhile, then A goes on (once B is done, or after a short wait if B is blocked by A's lock,
     as on PostgreSQL). Whoever commits first wins; the other must hear Conflict, never another refusal.
     """
-    if db_url.startswith("sqlite"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="engine bug: on SQLite, fire reads the instance and its tasks outside one snapshot, "
-                "so a stale racer is refused as Forbidden instead of Conflict; fix: Runtime.instance(lock=True) "
-                "must take SQLite's write lock before it reads (docs/reliability-parts/concurrency-crash.md)",
-            )
-        )
     world = seed(db_url, 1)
     iid = world.instances[0]
     runtime = make_runtime()

@@ -396,13 +396,6 @@ def test_a_formula_in_a_comment_is_exported_as_text(browser, world, sessions):
     assert not any(cell.startswith("=") for row in rows for cell in row)
 
 
-RUNTIME_FIX = (
-    "engine/runtime.py (not this helper's file) stores comment and idempotency_key unchecked: "
-    "see 'Open' in docs/reliability-parts/hostile-input.md"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=RUNTIME_FIX)
 @pytest.mark.parametrize(
     "body, field",
     [
