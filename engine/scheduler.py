@@ -40,7 +40,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, bindparam, exists, or_, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -126,20 +126,32 @@ def _scan(sessions: sessionmaker[Session], runtime: Runtime, now: datetime, batc
     return acted, False
 
 
+_CANDIDATES = (
+    select(*CANDIDATE_COLUMNS)
+    .join(Instance, Instance.id == DeadlineRow.instance_id)
+    .where(DeadlineRow.status == PENDING, DeadlineRow.due_at <= bindparam("now"), Instance.status == ACTIVE)
+    .order_by(DeadlineRow.due_at, DeadlineRow.id)
+    .limit(bindparam("batch"))
+)
+_CANDIDATES_AFTER = _CANDIDATES.where(
+    or_(
+        DeadlineRow.due_at > bindparam("due"),
+        and_(DeadlineRow.due_at == bindparam("due"), DeadlineRow.id > bindparam("row_id")),
+    )
+)
+"""The scan's two statements (first page, and after a cursor), built once."""
+
+
 def _candidates(
     sessions: sessionmaker[Session], now: datetime, cursor: tuple[datetime, int] | None, batch: int
 ) -> list[Candidate]:
-    query = (
-        select(*CANDIDATE_COLUMNS)
-        .join(Instance, Instance.id == DeadlineRow.instance_id)
-        .where(DeadlineRow.status == PENDING, DeadlineRow.due_at <= now, Instance.status == ACTIVE)
-        .order_by(DeadlineRow.due_at, DeadlineRow.id)
-        .limit(batch)
-    )
-    if cursor is not None:
-        query = query.where(_after(cursor))
+    """The next ``batch`` due rows of running instances in due order, read on the connection (no ORM)."""
+    if cursor is None:
+        query, params = _CANDIDATES, {"now": now, "batch": batch}
+    else:
+        query, params = _CANDIDATES_AFTER, {"now": now, "batch": batch, "due": cursor[0], "row_id": cursor[1]}
     with sessions() as s:
-        return [tuple(r) for r in s.execute(query)]
+        return [tuple(r) for r in s.connection().execute(query, params)]
 
 
 def _after(cursor: tuple[datetime, int]):
