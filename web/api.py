@@ -18,7 +18,6 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 from flask_login import current_user
-from sqlalchemy.exc import IntegrityError
 
 from engine import audit, directory
 from engine.errors import InvalidForm, NotFound
@@ -207,14 +206,7 @@ def _fire(inst_id: int, body: dict[str, Any], runtime: Runtime, expected: int | 
 def fire(inst_id: int):
     body, runtime = _body(), db.runtime()
     expected = _int(body, "expected_version")
-    try:
-        result = _fire(inst_id, body, runtime, expected)
-    except IntegrityError:
-        if body.get("idempotency_key") is None:
-            raise
-        # A request with the same key (a double click) committed while this one waited for the
-        # instance; once more in a fresh transaction answers that request's event as a replay.
-        result = _fire(inst_id, body, runtime, expected)
+    result = _fire(inst_id, body, runtime, expected)
     return jsonify(
         {
             "instance_id": result.instance_id,
