@@ -31,7 +31,7 @@ from typing import Any
 
 import psycopg
 
-from bench.common import BACKENDS, PG_ADMIN, Target, pg_reachable
+from bench.common import BACKENDS, PG_ADMIN, pg_reachable
 
 SECTIONS = ("throughput", "peer", "queue", "memory", "schedule", "web")
 PACKAGES = ("SQLAlchemy", "psycopg", "transitions", "Flask", "gunicorn", "SpiffWorkflow")
