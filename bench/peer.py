@@ -37,7 +37,7 @@ from engine.store.db import make_engine, session_factory
 from engine.store.models import AuditEvent, Instance, Notification
 
 TITLE = "Peer engine: SpiffWorkflow vs Shuangti"
-SIZES = {"full": {"n": 600, "rounds": 4}, "quick": {"n": 8, "rounds": 2}}
+SIZES = {"full": {"n": 600, "rounds": 5}, "quick": {"n": 8, "rounds": 2}}
 
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 THRESHOLD = 100 * 1_000_000

@@ -48,7 +48,7 @@ from engine.store.models import AuditEvent, DeadlineRow, Instance, Notification,
 TITLE = "Transition throughput vs the database limit"
 SIZES = {
     "full": {"prefills": (100_000, 1_000_000), "steps": 1200, "pg_prefill": 100_000, "pg_steps": 800,
-             "workers": (1, 2, 4), "rounds": 4},
+             "workers": (1, 2, 4), "rounds": 5},
     "quick": {"prefills": (300, 600), "steps": 16, "pg_prefill": 300, "pg_steps": 16,
               "workers": (1, 2), "rounds": 2},
 }
