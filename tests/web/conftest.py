@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from engine import directory
 from engine.deadlines import load_year
 from engine.scope import Actor, load_actor
-from engine.store.models import Instance
+from engine.store.models import Instance, User
 from tests.conftest import T0
 from tests.engine.sample import PASSWORD, build_world, grant_form
 from web import create_app
@@ -156,3 +157,17 @@ def load(sessions):
             return s.scalars(select(Instance).where(Instance.id == iid)).one()
 
     return get
+
+
+@pytest.fixture
+def api(app, world, sessions):
+    """``api("town_a1")``: a test client sending that user's bearer token."""
+
+    def make(name: str):
+        with sessions.begin() as s:
+            token = directory.issue_api_token(s, s.get(User, world.u[name].id), now=T0)
+        client = app.test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+        return client
+
+    return make

@@ -5,26 +5,6 @@ from __future__ import annotations
 import itertools
 import re
 
-import pytest
-
-from engine import directory
-from engine.store.models import User
-from tests.conftest import T0
-
-
-@pytest.fixture
-def api(app, world, sessions):
-    """``api("town_a1")``: a client sending that user's bearer token."""
-
-    def make(name: str):
-        with sessions.begin() as s:
-            token = directory.issue_api_token(s, s.get(User, world.u[name].id), now=T0)
-        client = app.test_client()
-        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-        return client
-
-    return make
-
 
 def test_bad_token_is_401(app):
     client = app.test_client()

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select
 
-from engine import directory
-from engine.store.models import Task, User
-from tests.conftest import T0
+from engine.store.models import Task
 from tests.web.conftest import ROUTE
 
 AT_DEPTS = [*ROUTE, ("approve", "town_a1")]
@@ -23,17 +20,6 @@ def open_tasks(sessions, iid: int) -> list[Task]:
 def task_url(iid: int, task: Task, action: str) -> str:
     return f"/instances/{iid}/tasks/{task.id}/{action}"
 
-
-@pytest.fixture
-def api(app, world, sessions):
-    def make(name: str):
-        with sessions.begin() as s:
-            token = directory.issue_api_token(s, s.get(User, world.u[name].id), now=T0)
-        client = app.test_client()
-        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-        return client
-
-    return make
 
 
 def test_page_offers_only_the_actions_that_make_sense(make_instance, browser):
