@@ -134,11 +134,16 @@ def load_actor(session: Session, user_id: int, now: datetime) -> Actor:
     return Actor(user_id=user.id, name=user.display_name, memberships=tuple(memberships))
 
 
+_ON_PATH = select(OrgUnit).where(
+    OrgUnit.id.in_(bindparam("ids", expanding=True)), OrgUnit.kind == bindparam("kind")
+)
+
+
 def ancestor_at(session: Session, unit: OrgUnit, kind: str) -> OrgUnit:
     """The unit itself or its nearest ancestor of ``kind``."""
-    found = session.scalars(
-        select(OrgUnit).where(OrgUnit.id.in_(unit.ids_on_path), OrgUnit.kind == kind)
-    ).all()
+    if unit.kind == kind:
+        return unit
+    found = session.scalars(_ON_PATH, {"ids": unit.ids_on_path, "kind": kind}).all()
     if not found:
         raise NotPossible(f"{unit.name}没有上级{kind}单位 ('{unit.code}' has no {kind} above it)")
     return max(found, key=lambda u: len(u.path))
