@@ -194,17 +194,19 @@ def _seconds(build: Callable[[int], list[Any]], n: int) -> float:
 
 def machine_memory(n: int) -> dict[str, Any]:
     out: dict[str, Any] = {"instances": n}
+    elapsed = {}
     for name, build in VARIANTS.items():
         held_bytes = _traced(build, n)
+        elapsed[name] = _seconds(build, n)
         out[name] = {
             "bytes": held_bytes,
             "bytes_per_instance": round(held_bytes / n, 1),
-            "seconds": round(_seconds(build, n), 3),
+            "seconds": round(elapsed[name], 3),
         }
     for name in ("machine_per_instance", "add_model"):
         out[f"{name}_vs_shared"] = {
             "memory": ratio(out[name]["bytes"], out["shared"]["bytes"]),
-            "time": ratio(out[name]["seconds"], out["shared"]["seconds"]),
+            "time": ratio(elapsed[name], elapsed["shared"]),
         }
     return out
 
