@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from engine.clock import UTC
 from engine.store.models import AuditEvent, AuditStream, Instance
@@ -43,7 +45,20 @@ _HASHED = (
 )
 
 
-_STREAM = select(AuditStream).where(AuditStream.key == bindparam("key")).with_for_update()
+_STREAMS = AuditStream.__table__.c
+_TAKE_HEAD = (
+    update(AuditStream.__table__)
+    .where(_STREAMS.key == bindparam("stream_key"))
+    .values(length=_STREAMS.length + 1)
+    .returning(_STREAMS.id, _STREAMS.length, _STREAMS.head_hash)
+)
+"""Lock a stream's head and take the next seq, returning the previous hash (built once, run on the connection)."""
+_NEW_STREAM = (
+    insert(AuditStream.__table__)
+    .values(key=bindparam("stream_key"), length=1, head_hash=GENESIS)
+    .returning(_STREAMS.id, _STREAMS.length, _STREAMS.head_hash)
+)
+_SET_HEAD = update(AuditStream.__table__).where(_STREAMS.id == bindparam("sid")).values(head_hash=bindparam("digest"))
 
 
 def event_hash(stream_key: str, prev_hash: str, at: datetime, fields: dict[str, Any]) -> str:
@@ -62,18 +77,22 @@ def append(
     session: Session, stream_key: str, *, at: datetime, action: str, actor_name: str, **fields: Any
 ) -> AuditEvent:
     """Append one event to ``stream_key`` inside the caller's transaction."""
-    stream = session.execute(_STREAM, {"key": stream_key}).scalar_one_or_none()
-    if stream is None:
-        stream = AuditStream(key=stream_key, length=0, head_hash=GENESIS)
-        session.add(stream)
-        session.flush()
-    values = {"action": action, "actor_name": actor_name, "detail": {}, **fields, "seq": stream.length + 1}
-    digest = event_hash(stream_key, stream.head_hash, at, values)
-    event = AuditEvent(stream_id=stream.id, at=at, prev_hash=stream.head_hash, hash=digest, **values)
-    session.add(event)
-    stream.length = values["seq"]
-    stream.head_hash = digest
     session.flush()
+    conn = session.connection()
+    head = conn.execute(_TAKE_HEAD, {"stream_key": stream_key}).one_or_none()
+    if head is None:
+        head = conn.execute(_NEW_STREAM, {"stream_key": stream_key}).one()
+    sid, seq, prev = head
+    values = {"action": action, "actor_name": actor_name, "detail": {}, **fields, "seq": seq}
+    digest = event_hash(stream_key, prev, at, values)
+    event = AuditEvent(stream_id=sid, at=at, prev_hash=prev, hash=digest, **values)
+    session.add(event)
+    session.flush()
+    conn.execute(_SET_HEAD, {"sid": sid, "digest": digest})
+    loaded = session.identity_map.get(identity_key(AuditStream, sid))
+    if loaded is not None:
+        set_committed_value(loaded, "length", seq)
+        set_committed_value(loaded, "head_hash", digest)
     return event
 
 
