@@ -41,6 +41,9 @@ def queue(
     return note
 
 
+_NOTES = insert(Notification.__table__)
+
+
 def queue_all(
     session: Session,
     user_ids: Iterable[int],
@@ -58,7 +61,7 @@ def queue_all(
         for uid in user_ids
     ]
     if rows:
-        session.execute(insert(Notification.__table__), rows)
+        session.connection().execute(_NOTES, rows)
 
 
 def inbox(session: Session, user_id: int, *, limit: int = 50) -> list[Notification]:

@@ -152,7 +152,7 @@ class Runtime(ApprovalActions, OptionQueries):
         """
         postgres = is_postgres(session)
         if lock and not postgres:
-            session.execute(_TAKE_WRITE_LOCK, {"instance_id": instance_id})
+            session.connection().execute(_TAKE_WRITE_LOCK, {"instance_id": instance_id})
         query = _INSTANCE_LOCKED if lock and postgres else _INSTANCE
         inst = session.scalars(query, {"instance_id": instance_id}).one_or_none()
         if inst is None or not actor.sees(inst.org_path):

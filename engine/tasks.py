@@ -125,6 +125,9 @@ def tell_holders(
                      subject=subject, dedupe_prefix=key)
 
 
+_NEW_CLOCKS = insert(DeadlineRow.__table__)
+
+
 def start_clock(
     session: Session,
     inst: Instance,
@@ -151,7 +154,7 @@ def start_clock(
         {"kind": kind, "due_at": due, "days_before": None, "trigger": deadline.on_expiry,
          "escalate_to": deadline.escalate_to}
     )
-    session.execute(insert(DeadlineRow.__table__), [{"instance_id": inst.id, "state": state, "created_at": now, **r} for r in rows])
+    session.connection().execute(_NEW_CLOCKS, [{"instance_id": inst.id, "state": state, "created_at": now, **r} for r in rows])
     return due
 
 
@@ -232,7 +235,7 @@ def close_open(
         task.outcome = outcome
         task.closed_at = now
         task.closed_by_id = closed_by
-    session.execute(_STOP_CLOCKS, {"of_instance": inst.id})
+    session.connection().execute(_STOP_CLOCKS, {"of_instance": inst.id})
     for obj in list(session.identity_map.values()):
         if isinstance(obj, DeadlineRow) and obj.instance_id == inst.id and obj.__dict__.get("status") == "pending":
             set_committed_value(obj, "status", "cancelled")
