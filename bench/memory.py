@@ -41,7 +41,7 @@ from tests.engine.sample import GRANT, build_world, grant_form, make_runtime
 
 TITLE = "Memory (内存)"
 SIZES = {
-    "full": {"fires": 100_000, "warmup": 1_000, "seconds": 120.0, "machines": 2_000},
+    "full": {"fires": 100_000, "warmup": 1_000, "seconds": 180.0, "machines": 2_000},
     "quick": {"fires": 150, "warmup": 50, "seconds": 10.0, "machines": 100},
 }
 MAX_GROWTH_MB = 50
