@@ -58,6 +58,9 @@ PENDING, FIRED = "pending", "fired"
 SUPERVISE = "supervise"
 JOB_ID = "run_due"
 
+BATCH = 200
+"""Due rows acted on per transaction (a page of the scan)."""
+
 Candidate = tuple[int, datetime, str, int, int]
 CANDIDATE_COLUMNS = (
     DeadlineRow.id,
@@ -81,7 +84,7 @@ def unavailable(exc: BaseException) -> bool:
     return isinstance(exc, (sa_exc.DisconnectionError, sa_exc.TimeoutError))
 
 
-def run_due(sessions: sessionmaker[Session], runtime: Runtime, now: datetime, *, batch: int = 200) -> int:
+def run_due(sessions: sessionmaker[Session], runtime: Runtime, now: datetime, *, batch: int = BATCH) -> int:
     """Act on every pending row due at ``now``, in due order, a batch per transaction; return how many.
 
     A row that fails is rolled back alone (its SAVEPOINT), logged, and counted in its
@@ -505,8 +508,9 @@ class Scan:
         clock: Callable[[], datetime],
         first_retry: float,
         max_retry: float,
+        batch: int = BATCH,
     ) -> None:
-        self.sessions, self.runtime, self.clock = sessions, runtime, clock
+        self.sessions, self.runtime, self.clock, self.batch = sessions, runtime, clock, batch
         self.first_retry, self.max_retry = first_retry, max_retry
         self.failures = 0
         self.retry_in: float | None = None
@@ -516,7 +520,7 @@ class Scan:
     def __call__(self) -> int | None:
         now = self.clock()
         try:
-            acted = run_due(self.sessions, self.runtime, now)
+            acted = run_due(self.sessions, self.runtime, now, batch=self.batch)
         except Exception as exc:
             if not unavailable(exc):
                 raise
@@ -549,6 +553,7 @@ def build_scheduler(
     clock: Callable[[], datetime] = utcnow,
     first_retry_seconds: float = 1,
     max_retry_seconds: float | None = None,
+    batch: int = BATCH,
 ) -> BlockingScheduler:
     """An APScheduler ``BlockingScheduler`` that scans every ``interval_seconds``, first at start.
 
@@ -559,7 +564,7 @@ def build_scheduler(
     deadline rows, not APScheduler, are the durable state. After a scan that found the
     database unavailable, a listener moves the job's ``next_run_time`` to the backoff delay
     (``first_retry_seconds`` doubling up to ``max_retry_seconds``, by default the interval);
-    the interval trigger takes over again after it.
+    the interval trigger takes over again after it. ``batch``: due rows per transaction.
     """
     scheduler = BlockingScheduler(
         jobstores={"default": MemoryJobStore()}, executors={"default": ThreadPoolExecutor(1)}, timezone=UTC
@@ -570,6 +575,7 @@ def build_scheduler(
         clock,
         first_retry_seconds,
         interval_seconds if max_retry_seconds is None else max_retry_seconds,
+        batch,
     )
 
     def backoff(event: JobExecutionEvent) -> None:
@@ -589,11 +595,3 @@ def build_scheduler(
     )
     return scheduler
 
-
-def serve(sessions: sessionmaker[Session], runtime: Runtime, interval_seconds: float = 30) -> None:
-    """Scan for due deadlines every ``interval_seconds`` until interrupted.
-
-    One process per database is enough; a second one is safe (each row is still acted on
-    once) but only adds contention.
-    """
-    build_scheduler(sessions, runtime, interval_seconds).start()

@@ -63,10 +63,10 @@ def _cmd_scheduler(args) -> int:
     sessions = session_factory(make_engine(args.db))
     if args.once:
         now = args.now or utcnow()
-        acted = scheduler.run_due(sessions, runtime, now)
+        acted = scheduler.run_due(sessions, runtime, now, batch=args.batch)
         print(f"acted on {acted} due deadline row(s) at {now.isoformat()}")
         return 0
-    process = scheduler.build_scheduler(sessions, runtime, args.interval)
+    process = scheduler.build_scheduler(sessions, runtime, args.interval, batch=args.batch)
     if args.runtime == GANZI_RUNTIME:
         from workflows import jobs
 
@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     sch.add_argument("--once", action="store_true", help="scan once and exit")
     sch.add_argument("--interval", type=float, default=30, help="seconds between scans; default %(default)s")
     sch.add_argument("--now", type=_aware_time, help="with --once: scan as of this ISO time (tests)")
+    sch.add_argument(
+        "--batch", type=int, default=scheduler.BATCH, help="due rows per transaction; default %(default)s"
+    )
     sch.add_argument(
         "--runtime",
         default=GANZI_RUNTIME,

@@ -312,9 +312,10 @@ def pg_world(pg_sessions):
         return build_world(s)
 
 
-def scheduler_process(pg_url, now, runtime="tests.engine.sample:make_runtime", env=None):
+def scheduler_process(pg_url, now, runtime="tests.engine.sample:make_runtime", env=None, batch=None):
     command = [sys.executable, "-m", "web.cli", "--db", pg_url, "scheduler", "--once"]
     command += ["--now", now.isoformat(), "--runtime", runtime]
+    command += ["--batch", str(batch)] if batch else []
     return subprocess.Popen(
         command,
         cwd=ROOT,
@@ -381,6 +382,29 @@ def test_a_scheduler_killed_mid_scan_loses_nothing_and_doubles_nothing(
     marker = tmp_path / "stalled"
     env = {STALL_INSTANCE: str(iids[2]), STALL_MARKER: str(marker)}
 
+    stalled = scheduler_process(pg_url, back, "tests.engine.test_scheduler:stalling_runtime", env, batch=1)
+    try:
+        wait_until_stalled(stalled, marker)
+    finally:
+        stalled.send_signal(signal.SIGKILL)
+        stalled.communicate()
+
+    # one row per transaction: what committed before the kill stays, the row in flight rolls back
+    assert all(state_of(pg_sessions, i) != "notice" for i in iids[:2])
+    assert state_of(pg_sessions, iids[2]) == "notice"
+    done = sum(r.status == "fired" for r in deadline_rows(pg_sessions))
+    assert done >= 2
+    assert acted_count(scheduler_process(pg_url, back)) == 4 * len(iids) - done
+    assert_each_once(pg_sessions, iids)
+
+
+def test_a_scheduler_killed_mid_page_rolls_the_page_back_whole(pg_url, pg_sessions, pg_world, tmp_path):
+    runtime = make_runtime()
+    iids = [submit(pg_sessions, runtime, pg_world) for _ in range(4)]
+    back = datetime(2025, 6, 2, 1, 0, tzinfo=UTC)
+    marker = tmp_path / "stalled"
+    env = {STALL_INSTANCE: str(iids[2]), STALL_MARKER: str(marker)}
+
     stalled = scheduler_process(pg_url, back, "tests.engine.test_scheduler:stalling_runtime", env)
     try:
         wait_until_stalled(stalled, marker)
@@ -388,7 +412,7 @@ def test_a_scheduler_killed_mid_scan_loses_nothing_and_doubles_nothing(
         stalled.send_signal(signal.SIGKILL)
         stalled.communicate()
 
-    # the four timers were one batch, one transaction: the first two fires rolled back with it
+    # the four timers were one page, one transaction: the first two fires rolled back with it
     assert [state_of(pg_sessions, i) for i in iids] == ["notice"] * 4
     assert {r.status for r in deadline_rows(pg_sessions)} == {"pending"}
     assert acted_count(scheduler_process(pg_url, back)) == 4 * len(iids)
