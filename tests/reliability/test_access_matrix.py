@@ -1,6 +1,6 @@
 """Access matrix: every endpoint of the route table × every role × objects in and out of sight.
 
-The rule (docs/reliability-parts/access.md), in this order:
+The rule (docs/reliability.md, "Access control"), in this order:
 anonymous → a page redirects to /login (302), the API answers 401;
 a role with no entry to an area (administration, a start form it cannot use) → 403, whatever the object;
 an object outside the actor's org scope → 404, exactly like one that does not exist;

@@ -1,5 +1,5 @@
 """Hostile form input: refused with an error naming the field and nothing stored, or stored as given
-and shown escaped. The field rules are in ``engine.forms`` (and docs/reliability-parts/hostile-input.md).
+and shown escaped. The field rules are in ``engine.forms`` (and docs/reliability.md, "Hostile input").
 
 Engine level first (``forms.parse``, pure, with hypothesis for text and amounts), then the same
 values through the web start form, the JSON API and an action form, counting the rows before
