@@ -372,50 +372,48 @@ def test_two_scheduler_processes_act_on_each_row_once(pg_url, pg_sessions, pg_wo
     assert acted_count(scheduler_process(pg_url, back)) == 0
 
 
-@pytest.mark.postgres_only
-def test_a_scheduler_killed_mid_scan_loses_nothing_and_doubles_nothing(
-    pg_url, pg_sessions, pg_world, tmp_path
-):
+BACK = datetime(2025, 6, 2, 1, 0, tzinfo=UTC)
+"""The scan time of the kill tests: every notice period and the clocks it starts are due."""
+
+
+def kill_while_firing_the_third_timer(pg_url, pg_sessions, pg_world, tmp_path, batch=None) -> list[int]:
+    """Four instances in their notice; a scheduler process is SIGKILLed inside the third timer's fire."""
     runtime = make_runtime()
     iids = [submit(pg_sessions, runtime, pg_world) for _ in range(4)]
-    back = datetime(2025, 6, 2, 1, 0, tzinfo=UTC)
     marker = tmp_path / "stalled"
     env = {STALL_INSTANCE: str(iids[2]), STALL_MARKER: str(marker)}
-
-    stalled = scheduler_process(pg_url, back, "tests.engine.test_scheduler:stalling_runtime", env, batch=1)
+    stalled = scheduler_process(pg_url, BACK, "tests.engine.test_scheduler:stalling_runtime", env, batch=batch)
     try:
         wait_until_stalled(stalled, marker)
     finally:
         stalled.send_signal(signal.SIGKILL)
         stalled.communicate()
+    return iids
+
+
+@pytest.mark.postgres_only
+def test_a_scheduler_killed_mid_scan_loses_nothing_and_doubles_nothing(
+    pg_url, pg_sessions, pg_world, tmp_path
+):
+    iids = kill_while_firing_the_third_timer(pg_url, pg_sessions, pg_world, tmp_path, batch=1)
 
     # one row per transaction: what committed before the kill stays, the row in flight rolls back
     assert all(state_of(pg_sessions, i) != "notice" for i in iids[:2])
     assert state_of(pg_sessions, iids[2]) == "notice"
     done = sum(r.status == "fired" for r in deadline_rows(pg_sessions))
     assert done >= 2
-    assert acted_count(scheduler_process(pg_url, back)) == 4 * len(iids) - done
+    assert acted_count(scheduler_process(pg_url, BACK)) == 4 * len(iids) - done
     assert_each_once(pg_sessions, iids)
 
 
+@pytest.mark.postgres_only
 def test_a_scheduler_killed_mid_page_rolls_the_page_back_whole(pg_url, pg_sessions, pg_world, tmp_path):
-    runtime = make_runtime()
-    iids = [submit(pg_sessions, runtime, pg_world) for _ in range(4)]
-    back = datetime(2025, 6, 2, 1, 0, tzinfo=UTC)
-    marker = tmp_path / "stalled"
-    env = {STALL_INSTANCE: str(iids[2]), STALL_MARKER: str(marker)}
-
-    stalled = scheduler_process(pg_url, back, "tests.engine.test_scheduler:stalling_runtime", env)
-    try:
-        wait_until_stalled(stalled, marker)
-    finally:
-        stalled.send_signal(signal.SIGKILL)
-        stalled.communicate()
+    iids = kill_while_firing_the_third_timer(pg_url, pg_sessions, pg_world, tmp_path)
 
     # the four timers were one page, one transaction: the first two fires rolled back with it
     assert [state_of(pg_sessions, i) for i in iids] == ["notice"] * 4
     assert {r.status for r in deadline_rows(pg_sessions)} == {"pending"}
-    assert acted_count(scheduler_process(pg_url, back)) == 4 * len(iids)
+    assert acted_count(scheduler_process(pg_url, BACK)) == 4 * len(iids)
     assert_each_once(pg_sessions, iids)
 
 
