@@ -187,9 +187,11 @@ def instance(inst_id: int):
     return jsonify(instance_json(s, runtime, runtime.instance(s, inst_id, actor), actor, now))
 
 
-def _fire(inst_id: int, body: dict[str, Any], runtime: Runtime, expected: int | None):
+@bp.post("/instances/<int:inst_id>/fire")
+def fire(inst_id: int):
+    body, runtime = _body(), db.runtime()
     with db.transaction() as s:
-        return runtime.fire(
+        result = runtime.fire(
             s,
             inst_id,
             str(body.get("trigger", "")),
@@ -197,16 +199,9 @@ def _fire(inst_id: int, body: dict[str, Any], runtime: Runtime, expected: int | 
             now=db.now(),
             comment=body.get("comment"),
             form=_form(body),
-            expected_version=expected,
+            expected_version=_int(body, "expected_version"),
             idempotency_key=body.get("idempotency_key"),
         )
-
-
-@bp.post("/instances/<int:inst_id>/fire")
-def fire(inst_id: int):
-    body, runtime = _body(), db.runtime()
-    expected = _int(body, "expected_version")
-    result = _fire(inst_id, body, runtime, expected)
     return jsonify(
         {
             "instance_id": result.instance_id,

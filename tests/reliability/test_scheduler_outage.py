@@ -143,8 +143,9 @@ def outage(scheduler_sessions, check_sessions, iids, cut, restore, caplog, runti
     assert total == keys.total(), "no notification twice"
 
 
-@pytest.mark.postgres_only
-def test_postgres_cut_off_by_a_proxy_backs_off_and_catches_up_once(pg_url, caplog):
+@pytest.fixture
+def proxied(pg_url):
+    """The seeded rows, and the scheduler's sessions reaching PostgreSQL through an :class:`OutageProxy`."""
     direct, sessions, iids = seeded(pg_url)
     url = make_url(pg_url)
     proxy = OutageProxy(url.host, url.port or 5432)
@@ -152,32 +153,25 @@ def test_postgres_cut_off_by_a_proxy_backs_off_and_catches_up_once(pg_url, caplo
         url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
         connect_args={"connect_timeout": 3},
     )
-    try:
-        outage(session_factory(through), sessions, iids, proxy.cut, proxy.restore, caplog)
-        assert proxy.connections >= 2, "the scheduler reconnected through the proxy"
-    finally:
-        proxy.cut()
-        through.dispose()
-        direct.dispose()
+    yield session_factory(through), sessions, iids, proxy
+    proxy.cut()
+    through.dispose()
+    direct.dispose()
 
 
 @pytest.mark.postgres_only
-def test_postgres_cut_off_in_the_middle_of_a_batch_rolls_it_back_and_catches_up_once(pg_url, caplog):
-    direct, sessions, iids = seeded(pg_url)
-    url = make_url(pg_url)
-    proxy = OutageProxy(url.host, url.port or 5432)
-    through = make_engine(
-        url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
-        connect_args={"connect_timeout": 3},
-    )
+def test_postgres_cut_off_by_a_proxy_backs_off_and_catches_up_once(proxied, caplog):
+    through, sessions, iids, proxy = proxied
+    outage(through, sessions, iids, proxy.cut, proxy.restore, caplog)
+    assert proxy.connections >= 2, "the scheduler reconnected through the proxy"
+
+
+@pytest.mark.postgres_only
+def test_postgres_cut_off_in_the_middle_of_a_batch_rolls_it_back_and_catches_up_once(proxied, caplog):
+    through, sessions, iids, proxy = proxied
     runtime = CuttingRuntime(proxy.cut)
-    try:
-        outage(session_factory(through), sessions, iids, None, proxy.restore, caplog, runtime)
-        assert runtime.fires == INSTANCES + 1, "the first timer fired twice: once rolled back, once for good"
-    finally:
-        proxy.cut()
-        through.dispose()
-        direct.dispose()
+    outage(through, sessions, iids, None, proxy.restore, caplog, runtime)
+    assert runtime.fires == INSTANCES + 1, "the first timer fired twice: once rolled back, once for good"
 
 
 def test_sqlite_locked_by_another_connection_backs_off_and_catches_up_once(sqlite_template, tmp_path, caplog):
